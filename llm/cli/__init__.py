@@ -1,0 +1,64 @@
+"""The ``clinical-llm`` command: one verb per stage.
+
+Exit codes: 0 ok, 1 a requested check failed, 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from llm import __version__
+from llm.cli.common import err_console
+from llm.cli.data import data_app
+from llm.env import set_private_env
+from llm.errors import ClinicalLLMError
+
+app = typer.Typer(
+    name="clinical-llm",
+    help="Clinical records to a fine-tuned, fairness-checked LLM behind an OpenAI-compatible API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_app, name="data")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"clinical-llm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Clinical records to a fine-tuned, fairness-checked LLM behind an OpenAI-compatible API."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script. Returns the process exit code."""
+    set_private_env()
+    try:
+        result = app(args=argv, prog_name="clinical-llm", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    except click.ClickException as exc:  # usage errors: unknown option, bad value
+        exc.show()
+        return 2
+    except ClinicalLLMError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return exc.exit_code
+    return int(result) if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
