@@ -142,8 +142,9 @@ class Image(_Strict):
 class Waveform(_Strict):
     """A physiological waveform (ECG) stored beside the records file.
 
-    ``format="npy"`` files hold a float32 array of shape ``(len(leads), n_samples)``
-    in millivolts, readable with ``numpy.load(path, allow_pickle=False)``.
+    ``format="npy"`` files hold a floating-point array (float16 or float32) of
+    shape ``(len(leads), n_samples)`` in millivolts, readable with
+    ``numpy.load(path, allow_pickle=False)``.
     """
 
     path: str = Field(description="Path relative to the records file.")
