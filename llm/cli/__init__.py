@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from llm import __version__
@@ -45,19 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script. Returns the process exit code."""
     set_private_env()
     try:
-        result = app(args=argv, prog_name="clinical-llm", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        return 130
-    except click.ClickException as exc:  # usage errors: unknown option, bad value
-        exc.show()
-        return 2
+        # Standalone mode: click prints usage errors itself and exits 2.
+        app(args=argv, prog_name="clinical-llm")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except ClinicalLLMError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return exc.exit_code
-    return int(result) if isinstance(result, int) else 0
+    return 0
 
 
 if __name__ == "__main__":

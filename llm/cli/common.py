@@ -48,7 +48,7 @@ def track(items: Iterable[T], *, description: str, total: int | None = None) -> 
 
 def print_read_stats(stats: ReadStats) -> None:
     """Print the ``read N = used U + rejected R`` line every reading command ends with."""
-    err_console.print(stats.summary(), highlight=False)
+    err_console.print(stats.summary(), highlight=False, soft_wrap=True)
 
 
 def print_summary(line: str) -> None:

@@ -78,7 +78,9 @@ def parse_record_line(
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RecordError(path, line, "<line>", f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+        raise RecordError(
+            path, line, "<line>", f"not valid JSON: {exc.msg} at column {exc.colno}"
+        ) from None
     if not isinstance(obj, dict):
         raise RecordError(path, line, "<line>", f"expected a JSON object, got {type(obj).__name__}")
     try:
@@ -143,7 +145,9 @@ def iter_records(
                 stats.errors.append(err)
                 if rejects is not None:
                     for e in err.all:
-                        rejects.write(json.dumps({**e.to_dict(), "raw": text}, ensure_ascii=False) + "\n")
+                        rejects.write(
+                            json.dumps({**e.to_dict(), "raw": text}, ensure_ascii=False) + "\n"
+                        )
                 continue
             stats.used += 1
             yield record
@@ -167,10 +171,14 @@ def read_records(
         Path(rejects_path).parent.mkdir(parents=True, exist_ok=True)
         with Path(rejects_path).open("w", encoding="utf-8") as rej:
             records = list(
-                iter_records(path, stats=stats, skip_invalid=True, rejects=rej, check_assets=check_assets)
+                iter_records(
+                    path, stats=stats, skip_invalid=True, rejects=rej, check_assets=check_assets
+                )
             )
     else:
-        records = list(iter_records(path, stats=stats, skip_invalid=skip_invalid, check_assets=check_assets))
+        records = list(
+            iter_records(path, stats=stats, skip_invalid=skip_invalid, check_assets=check_assets)
+        )
     return records, stats
 
 

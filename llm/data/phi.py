@@ -31,7 +31,9 @@ PHI_ENTITIES: tuple[str, ...] = (
     "HOSPITAL",  # names of hospitals and clinics
 )
 
-PhiEntity = Literal["NAME", "MRN", "DATE", "AGE", "PHONE", "FAX", "EMAIL", "ADDRESS", "SSN", "HOSPITAL"]
+PhiEntity = Literal[
+    "NAME", "MRN", "DATE", "AGE", "PHONE", "FAX", "EMAIL", "ADDRESS", "SSN", "HOSPITAL"
+]
 
 
 class PhiSpan(BaseModel):

@@ -55,15 +55,20 @@ class Demographics(_Strict):
     """Attributes used for subgroup evaluation. Never names or identifiers."""
 
     sex: Literal["female", "male", "other", "unknown"] = Field(
-        default="unknown", description="Administrative sex, normalised to female/male/other/unknown."
+        default="unknown",
+        description="Administrative sex, normalised to female/male/other/unknown.",
     )
-    age: int | None = Field(default=None, ge=0, le=130, description="Age in years at the index encounter.")
+    age: int | None = Field(
+        default=None, ge=0, le=130, description="Age in years at the index encounter."
+    )
     age_band: str = Field(
         default=UNKNOWN,
         description=f"One of {', '.join(AGE_BANDS)} or 'unknown'; derived from age when left out.",
     )
     race_ethnicity: str = Field(default=UNKNOWN, description="Race/ethnicity category as recorded.")
-    payer: str = Field(default=UNKNOWN, description="Primary payer (Medicare, Medicaid, Private, Self-pay, ...).")
+    payer: str = Field(
+        default=UNKNOWN, description="Primary payer (Medicare, Medicaid, Private, Self-pay, ...)."
+    )
     language: str = Field(default=UNKNOWN, description="Preferred language.")
     other: dict[str, str] = Field(
         default_factory=dict,
@@ -73,13 +78,17 @@ class Demographics(_Strict):
     @model_validator(mode="after")
     def _derive_age_band(self) -> Demographics:
         if self.age_band != UNKNOWN and self.age_band not in AGE_BANDS:
-            raise ValueError(f"age_band must be one of {AGE_BANDS} or 'unknown', got {self.age_band!r}")
+            raise ValueError(
+                f"age_band must be one of {AGE_BANDS} or 'unknown', got {self.age_band!r}"
+            )
         if self.age is not None:
             expected = age_band_of(self.age)
             if self.age_band == UNKNOWN:
                 self.age_band = expected
             elif self.age_band != expected:
-                raise ValueError(f"age_band {self.age_band!r} does not match age {self.age} ({expected!r})")
+                raise ValueError(
+                    f"age_band {self.age_band!r} does not match age {self.age} ({expected!r})"
+                )
         return self
 
 
@@ -88,13 +97,21 @@ class Note(_Strict):
 
     note_id: str = Field(description="Identifier unique within the record.")
     type: str = Field(
-        description="discharge_summary, progress_note, radiology_report, ecg_report, nursing_note or other."
+        description="discharge_summary, progress_note, radiology_report, ecg_report, "
+        "nursing_note or other."
     )
     text: str = Field(description="The note text (may contain PHI until de-identified).")
     time: IsoTime | None = Field(default=None, description="When the note was written.")
 
 
-NOTE_TYPES = ("discharge_summary", "progress_note", "radiology_report", "ecg_report", "nursing_note", "other")
+NOTE_TYPES = (
+    "discharge_summary",
+    "progress_note",
+    "radiology_report",
+    "ecg_report",
+    "nursing_note",
+    "other",
+)
 
 
 class Lab(_Strict):
@@ -122,10 +139,14 @@ class Vital(_Strict):
 class Diagnosis(_Strict):
     """A coded diagnosis."""
 
-    system: Literal["ICD-10", "ICD-9", "SNOMED"] = Field(default="ICD-10", description="Code system.")
+    system: Literal["ICD-10", "ICD-9", "SNOMED"] = Field(
+        default="ICD-10", description="Code system."
+    )
     code: str = Field(description="Code in that system, e.g. 'J18.9'.")
     description: str | None = Field(default=None, description="Display text.")
-    primary: bool = Field(default=False, description="True for the principal diagnosis of the encounter.")
+    primary: bool = Field(
+        default=False, description="True for the principal diagnosis of the encounter."
+    )
 
 
 class Image(_Strict):
@@ -152,7 +173,9 @@ class Waveform(_Strict):
     sampling_hz: float = Field(gt=0, description="Samples per second per lead.")
     leads: list[str] = Field(min_length=1, description="Lead names in array row order.")
     format: Literal["npy", "wfdb"] = Field(default="npy", description="File format.")
-    waveform_id: str | None = Field(default=None, description="Identifier unique within the record.")
+    waveform_id: str | None = Field(
+        default=None, description="Identifier unique within the record."
+    )
     time: IsoTime | None = Field(default=None, description="Acquisition time.")
 
 
@@ -180,11 +203,16 @@ class Labels(_Strict):
     readmission_30d: Literal["yes", "no"] | None = Field(
         default=None, description="Readmitted within 30 days of discharge."
     )
-    triage_level: int | None = Field(default=None, ge=1, le=5, description="ESI triage level, 1 (most urgent) to 5.")
-    rhythm: str | None = Field(
-        default=None, description="ECG rhythm: sinus, atrial_fibrillation, sinus_tachycardia, sinus_bradycardia."
+    triage_level: int | None = Field(
+        default=None, ge=1, le=5, description="ESI triage level, 1 (most urgent) to 5."
     )
-    other: dict[str, str | int | float] = Field(default_factory=dict, description="Further site-specific labels.")
+    rhythm: str | None = Field(
+        default=None,
+        description="ECG rhythm: sinus, atrial_fibrillation, sinus_tachycardia, sinus_bradycardia.",
+    )
+    other: dict[str, str | int | float] = Field(
+        default_factory=dict, description="Further site-specific labels."
+    )
 
 
 class PatientRecord(_Strict):
@@ -194,14 +222,21 @@ class PatientRecord(_Strict):
     demographics: Demographics = Field(default_factory=Demographics)
     encounters: list[Encounter] = Field(default_factory=list)
     labels: Labels = Field(default_factory=Labels)
-    source: str | None = Field(default=None, description="Where the record came from: synthetic, fhir, mimic, jsonl.")
+    source: str | None = Field(
+        default=None, description="Where the record came from: synthetic, fhir, mimic, jsonl."
+    )
 
     def asset_paths(self) -> list[tuple[str, str]]:
         """Return ``(field location, relative path)`` of every image and waveform."""
         out: list[tuple[str, str]] = []
         for i, enc in enumerate(self.encounters):
-            out += [(f"encounters[{i}].images[{j}].path", im.path) for j, im in enumerate(enc.images)]
-            out += [(f"encounters[{i}].waveforms[{j}].path", w.path) for j, w in enumerate(enc.waveforms)]
+            out += [
+                (f"encounters[{i}].images[{j}].path", im.path) for j, im in enumerate(enc.images)
+            ]
+            out += [
+                (f"encounters[{i}].waveforms[{j}].path", w.path)
+                for j, w in enumerate(enc.waveforms)
+            ]
         return out
 
     def all_notes(self) -> list[Note]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from llm.cli.common import print_read_stats, print_summary
-from llm.data.io import iter_records, ReadStats
+from llm.data.io import ReadStats, iter_records
 from llm.errors import CheckFailedError
 
 
@@ -18,7 +18,10 @@ def register(app: typer.Typer) -> None:
 def validate(
     records: Path = typer.Argument(..., help="Records file (JSONL, one patient per line)."),
     rejects: Path | None = typer.Option(
-        None, "--rejects", help="Write every invalid line with its errors here (JSONL) instead of stopping at the first."
+        None,
+        "--rejects",
+        help="Write every invalid line with its errors here (JSONL) instead of stopping "
+        "at the first.",
     ),
     check_assets: bool = typer.Option(
         True, "--check-assets/--no-check-assets", help="Check that image and waveform files exist."
@@ -36,7 +39,9 @@ def validate(
     else:
         rejects.parent.mkdir(parents=True, exist_ok=True)
         with rejects.open("w", encoding="utf-8") as fh:
-            for _ in iter_records(records, stats=stats, skip_invalid=True, rejects=fh, check_assets=check_assets):
+            for _ in iter_records(
+                records, stats=stats, skip_invalid=True, rejects=fh, check_assets=check_assets
+            ):
                 pass
     print_read_stats(stats)
     if stats.rejected:

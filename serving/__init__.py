@@ -1,0 +1,1 @@
+"""OpenAI-compatible serving gateway (FastAPI). Built under issue 5; nothing here yet."""
