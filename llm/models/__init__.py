@@ -1,0 +1,1 @@
+"""Base models: local loading, the tiny bootstrap model, the multimodal wrapper."""
