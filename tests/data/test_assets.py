@@ -92,22 +92,23 @@ def test_ecg_sheet_size_and_deterministic_bytes(tmp_path: Path) -> None:
     assert size == (1060, 520)
     assert _sha(tmp_path / "a.png") == _sha(tmp_path / "b.png")
     with Image.open(tmp_path / "a.png") as im:
-        assert (im.mode, im.size) == ("RGB", (1060, 520))
+        assert (im.mode, im.size) == ("P", (1060, 520))
+        assert im.convert("RGB").getpixel((0, 0)) == (240, 150, 150)  # a major grid line
 
 
 def test_ecg_trace_follows_the_signal() -> None:
     flat = render_ecg_sheet(np.zeros((12, 5000), np.float32), ECG_LEAD_NAMES, 500)
     beating = render_ecg_sheet(ecg_signal().astype(np.float32), ECG_LEAD_NAMES, 500)
-    black_flat = np.asarray(flat).sum(axis=2) == 0
-    black_beating = np.asarray(beating).sum(axis=2) == 0
+    black_flat = np.asarray(flat.convert("RGB")).sum(axis=2) == 0
+    black_beating = np.asarray(beating.convert("RGB")).sum(axis=2) == 0
     # A flat signal draws straight baselines; QRS spikes add ink above them.
     assert black_beating.sum() > black_flat.sum() * 1.5
     rows_with_ink = np.flatnonzero(black_flat[:, 330:530].any(axis=1))
     # four 2-px baselines at 60% of each 30 mm row (4 px/mm), between labels and markers
     assert rows_with_ink.tolist() == [92, 93, 212, 213, 332, 333, 452, 453]
     # Grid on the paper: minor and major line colours are both present.
-    colours = {tuple(c) for c in np.asarray(flat).reshape(-1, 3)[::97].tolist()}
-    assert (252, 215, 215) in colours and (240, 150, 150) in colours
+    colours = {tuple(c) for c in np.asarray(flat.convert("RGB")).reshape(-1, 3).tolist()}
+    assert colours == {(255, 255, 255), (252, 215, 215), (240, 150, 150), (0, 0, 0)}
 
 
 def test_ecg_lead_order_is_by_name_not_position() -> None:
