@@ -218,7 +218,8 @@ class MimicAssembler:
             index = next((a for a in admissions if a.hadm_id in ds), admissions[-1])
             kept = admissions[: admissions.index(index) + 1]
             labels.readmission_30d = _readmission(index, admissions)
-            self.skipped[SKIP_LATER_ADMISSIONS] += len(admissions) - len(kept)
+            if len(kept) < len(admissions):
+                self.skipped[SKIP_LATER_ADMISSIONS] += len(admissions) - len(kept)
         kept_ids = {a.hadm_id for a in kept}
         cutoff = (index.dischtime or index.admittime) if index is not None else None
         for a in kept:
