@@ -222,7 +222,11 @@ class RecordAssembler:
                     )
                     for _, _, make in self._floating
                 ]
-        return sorted(real, key=lambda e: (time_key(e.time), e.encounter_id)), errors
+        # on a tied start the synthetic encounter goes first: the last one is the index
+        order = sorted(
+            real, key=lambda e: (time_key(e.time), e.kind != UNASSIGNED_KIND, e.encounter_id)
+        )
+        return order, errors
 
 
 def _start(enc: Encounter) -> datetime:

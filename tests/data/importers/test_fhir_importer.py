@@ -193,6 +193,20 @@ def test_items_of_a_patient_without_encounters_go_to_an_unassigned_encounter(
     assert records["t1"].demographics.age == 60
 
 
+def test_timeless_items_never_become_the_index_encounter(tmp_path: Path) -> None:
+    condition = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "subject": {"reference": "Patient/t1"},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "38341003"}]},
+    }
+    records, _ = _import(_bundle(tmp_path, [PATIENT, ENCOUNTER, condition]), tmp_path)
+    # no time, no encounter: a synthetic encounter at the first encounter's start, placed
+    # before it so that the last encounter (the index) stays the real one
+    assert [e.encounter_id for e in records["t1"].encounters] == ["t1-unassigned", "e1"]
+    assert records["t1"].encounters[0].diagnoses[0].system == "SNOMED"
+
+
 # --- errors -------------------------------------------------------------------------
 
 
