@@ -11,7 +11,8 @@ Tasks describe the record's INDEX encounter: the last one in ``encounters``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
@@ -125,13 +126,63 @@ def first_note(encounter: Encounter, note_type: str) -> Note | None:
     return next((n for n in encounter.notes if n.type == note_type), None)
 
 
-def note_sections(note: Note, names: Sequence[str]) -> str:
-    """The listed sections of ``note``, in the listed order, as ``HEADER:\\nbody`` blocks.
+# Sign-offs that close a note ("Signed: Dr. X on <date>", "Electronically signed by ...",
+# "Confirmed by ...", "Dr. X, pager ..."): they belong to no section and carry only PHI.
+SIGNOFF_RE = re.compile(r"^(electronically signed|signed\b|confirmed by|dictated by|dr\.\s)", re.I)
+PARAGRAPH_BREAK_RE = re.compile(r"\n[ \t]*\n")
 
-    Sections the note lacks are left out; returns ``""`` when it has none of them.
+
+def strip_signoff(text: str) -> str:
+    """Drop trailing sign-off paragraphs (see :data:`SIGNOFF_RE`) from a section body.
+
+    The first paragraph is always kept, so a section that merely starts with
+    "Dr." (a follow-up instruction) survives.
+    """
+    paragraphs = [p.strip() for p in PARAGRAPH_BREAK_RE.split(text.strip())]
+    while len(paragraphs) > 1 and SIGNOFF_RE.match(paragraphs[-1]):
+        paragraphs.pop()
+    return "\n\n".join(paragraphs)
+
+
+def note_sections(note: Note) -> dict[str, str]:
+    """The note's sections with sign-offs stripped and the letterhead preamble left out.
+
+    A note without any section header comes back whole under ``""``.
     """
     sections = split_sections(note.text)
-    return "\n\n".join(f"{name}:\n{sections[name]}" for name in names if name in sections)
+    if set(sections) - {""}:
+        sections.pop("", None)  # letterhead: hospital, patient name, MRN, dates of service
+    return {name: strip_signoff(body) for name, body in sections.items()}
+
+
+def format_sections(sections: Mapping[str, str], names: Sequence[str] | None = None) -> str:
+    """Sections as text blocks separated by blank lines.
+
+    A one-line body stays on the header's line (``CHIEF COMPLAINT: Fever``); a
+    longer one starts on the next line. Sections missing from ``sections`` are
+    left out.
+
+    Args:
+        sections: from :func:`note_sections`.
+        names: which sections, in this order; ``None`` for all in note order.
+    """
+    blocks = []
+    for name in names if names is not None else list(sections):
+        if name not in sections:
+            continue
+        body = sections[name]
+        if not name:
+            blocks.append(body)
+        elif "\n" in body:
+            blocks.append(f"{name}:\n{body}")
+        else:
+            blocks.append(f"{name}: {body}".rstrip())
+    return "\n\n".join(blocks)
+
+
+def render_note(note: Note) -> str:
+    """A whole note as task input: every section, no letterhead, no sign-off."""
+    return format_sections(note_sections(note))
 
 
 def demographics_row(record: PatientRecord) -> dict[str, str]:

@@ -16,7 +16,6 @@ from typing import ClassVar, Literal
 
 from llm.data.assets import ECG_LEADS, dicom_to_png, ecg_to_png, image_to_png
 from llm.data.schema import Image, PatientRecord, Waveform
-from llm.data.sections import split_sections
 from llm.data.tasks.base import (
     MISSING_LEADS,
     NO_ENCOUNTERS,
@@ -30,10 +29,12 @@ from llm.data.tasks.base import (
     Skip,
     answer_instruction,
     first_note,
+    format_sections,
     index_encounter,
     labels_in,
     multimodal_example,
     no_section,
+    note_sections,
 )
 
 CHEST_XRAY_MODALITIES = ("DX", "CR")
@@ -89,18 +90,14 @@ class RadiologyImpressionTask:
         report = first_note(encounter, "radiology_report")
         if report is None:
             return Skip(NO_RADIOLOGY_REPORT)
-        sections = split_sections(report.text)
+        sections = note_sections(report)
         for required in ("FINDINGS", "IMPRESSION"):
             if not sections.get(required):
                 return Skip(no_section(required))
         rel = asset_path("images", record.patient_id, image.image_id or Path(image.path).stem)
         render = dicom_to_png if image.format == "dicom" else image_to_png
         render(ctx.records_dir / image.path, ctx.out_dir / rel)
-        text = "\n\n".join(
-            f"{name}:\n{sections[name]}"
-            for name in ("INDICATION", "FINDINGS")
-            if sections.get(name)
-        )
+        text = format_sections(sections, ("INDICATION", "FINDINGS"))
         system = (
             "You are a radiology assistant working on de-identified studies. Task: from the "
             "chest X-ray and the report's indication and findings, write the report's "

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 from llm.data.schema import Encounter, PatientRecord
-from llm.data.sections import get_section
 from llm.data.tasks.base import (
     NO_DISCHARGE_SUMMARY,
     NO_ENCOUNTERS,
@@ -25,10 +24,12 @@ from llm.data.tasks.base import (
     Skip,
     answer_instruction,
     first_note,
+    format_sections,
     index_encounter,
     labels_in,
     no_section,
     note_sections,
+    render_note,
     text_example,
 )
 from llm.data.tasks.serialize import format_diagnoses, format_labs, format_vitals
@@ -82,7 +83,7 @@ class DiagnosisTask:
         note = first_note(encounter, "progress_note")
         if note is None:
             return Skip(NO_PROGRESS_NOTE)
-        history = note_sections(note, DIAGNOSIS_SECTIONS)
+        history = format_sections(note_sections(note), DIAGNOSIS_SECTIONS)
         if not history:
             return Skip(no_section("history and exam"))
         system = (
@@ -131,7 +132,7 @@ class ReadmissionTask:
         )
         user = "\n".join(
             [
-                note.text.strip(),
+                render_note(note),
                 "",
                 format_labs(encounter.labs),
                 prior_encounters_line(prior),
@@ -168,7 +169,7 @@ class SummaryTask:
         discharge = first_note(encounter, "discharge_summary")
         if discharge is None:
             return Skip(NO_DISCHARGE_SUMMARY)
-        course = get_section(discharge.text, HOSPITAL_COURSE)
+        course = note_sections(discharge).get(HOSPITAL_COURSE)
         if not course:
             return Skip(no_section(HOSPITAL_COURSE))
         system = (
@@ -176,7 +177,7 @@ class SummaryTask:
             f"admission, write the BRIEF HOSPITAL COURSE section of its discharge summary. "
             f"Reply with the section text only."
         )
-        user = f"{note.text.strip()}\n\n{structured_block(encounter)}"
+        user = f"{render_note(note)}\n\n{structured_block(encounter)}"
         return text_example(
             self, record, encounter, system=system, user=user, answer=course, label=None
         )

@@ -15,20 +15,27 @@ from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, ge
 
 from llm.data.schema import PatientRecord
 
-PROGRESS_NOTE = """CHIEF COMPLAINT: Shortness of breath and fever.
+PROGRESS_NOTE = """Cedar Grove General Hospital
+Patient: Jane Roe    MRN 00000000
+CHIEF COMPLAINT: Shortness of breath and fever.
 HISTORY OF PRESENT ILLNESS:
 Three days of productive cough, fever and worsening dyspnea.
+No chest pain.
 PAST MEDICAL HISTORY:
-Hypertension. Type 2 diabetes.
-SOCIAL HISTORY:
-Lives alone. Former smoker.
+- Hypertension
+- Type 2 diabetes
+SOCIAL HISTORY: Lives alone. Former smoker.
 PHYSICAL EXAM:
 Crackles at the right base. Dullness to percussion.
 ASSESSMENT AND PLAN:
 Lower respiratory infection suspected; start IV antibiotics.
+
+Signed: Dr. John Doe on 2131-04-02 12:00
 """
 
-DISCHARGE_SUMMARY = """ADMISSION DATE: 2131-04-02
+DISCHARGE_SUMMARY = """Cedar Grove General Hospital
+Hospital Discharge Summary
+ADMISSION DATE: 2131-04-02
 DISCHARGE DATE: 2131-04-06
 CHIEF COMPLAINT: Shortness of breath and fever.
 HISTORY OF PRESENT ILLNESS:
@@ -39,13 +46,19 @@ Switched to oral antibiotics on day 3.
 DISCHARGE DIAGNOSIS: Community-acquired pneumonia.
 DISCHARGE CONDITION: Stable.
 DISCHARGE DISPOSITION: Home with services.
-FOLLOW-UP: Primary care in 1 week.
+FOLLOW-UP:
+Dr. Jones, primary care, in 1 week.
+
+Dr. Frank Doe, pager 555-0100, 4/6/31 14:58
 """
 
 RADIOLOGY_REPORT = """EXAM: Chest X-ray, PA view.
 INDICATION: Fever and cough.
 FINDINGS: Right lower lobe consolidation. No pleural effusion.
-IMPRESSION: Right lower lobe pneumonia.
+IMPRESSION:
+1. Right lower lobe pneumonia.
+
+Electronically signed by Dr. Ann Doe, 04/02/2131 14:26
 """
 
 ECG_REPORT = """FINDINGS: Rate 112 bpm. PR 150 ms. QRS 90 ms. QTc 440 ms.

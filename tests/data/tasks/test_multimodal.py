@@ -56,15 +56,15 @@ def test_radiology_impression_golden(ctx: RenderContext) -> None:
             "content": [
                 {"type": "image", "text": None, "image": png},
                 _text(
-                    "INDICATION:\nFever and cough.\n\n"
-                    "FINDINGS:\nRight lower lobe consolidation. No pleural effusion."
+                    "INDICATION: Fever and cough.\n\n"
+                    "FINDINGS: Right lower lobe consolidation. No pleural effusion."
                 ),
             ],
         },
-        {"role": "assistant", "content": [_text("Right lower lobe pneumonia.")]},
+        {"role": "assistant", "content": [_text("1. Right lower lobe pneumonia.")]},
     ]
     assert (example.answer, example.label, example.images) == (
-        "Right lower lobe pneumonia.",
+        "1. Right lower lobe pneumonia.",
         None,
         [png],
     )
@@ -112,6 +112,12 @@ def test_ecg_input_does_not_include_the_ecg_report(ctx: RenderContext) -> None:
     example = EcgRhythmTask().render(_record(ctx), ctx)
     assert isinstance(example, Example)
     assert "tachycardia" not in str(example.messages[1]["content"]).lower()
+
+
+def test_impression_answer_has_no_sign_off(ctx: RenderContext) -> None:
+    example = RadiologyImpressionTask().render(_record(ctx), ctx)
+    assert isinstance(example, Example)
+    assert "signed" not in example.answer.lower() and "Dr." not in example.answer
 
 
 def test_asset_paths_are_file_name_safe() -> None:

@@ -57,11 +57,11 @@ def test_diagnosis_golden(ctx: RenderContext) -> None:
         },
         {
             "role": "user",
-            "content": "CHIEF COMPLAINT:\nShortness of breath and fever.\n\n"
+            "content": "CHIEF COMPLAINT: Shortness of breath and fever.\n\n"
             "HISTORY OF PRESENT ILLNESS:\n"
-            "Three days of productive cough, fever and worsening dyspnea.\n\n"
-            "PAST MEDICAL HISTORY:\nHypertension. Type 2 diabetes.\n\n"
-            "PHYSICAL EXAM:\nCrackles at the right base. Dullness to percussion.\n\n"
+            "Three days of productive cough, fever and worsening dyspnea.\nNo chest pain.\n\n"
+            "PAST MEDICAL HISTORY:\n- Hypertension\n- Type 2 diabetes\n\n"
+            "PHYSICAL EXAM: Crackles at the right base. Dullness to percussion.\n\n"
             f"{LABS}\n{VITALS}",
         },
         {"role": "assistant", "content": "pneumonia"},
@@ -73,8 +73,10 @@ def test_diagnosis_golden(ctx: RenderContext) -> None:
 
 def test_diagnosis_input_never_holds_the_answer_sources(ctx: RenderContext) -> None:
     user = _render(DiagnosisTask(), make_record(), ctx).messages[1]["content"]
-    for leak in ("ASSESSMENT AND PLAN", "DISCHARGE", "J18.9", "Pneumonia", "SOCIAL HISTORY"):
+    for leak in ("ASSESSMENT AND PLAN", "DISCHARGE", "J18.9", "neumonia", "SOCIAL HISTORY"):
         assert leak not in user
+    for phi in ("Cedar Grove", "MRN", "Signed", "Dr. John Doe"):  # letterhead and sign-off
+        assert phi not in user
 
 
 def test_readmission_golden(ctx: RenderContext) -> None:
@@ -87,15 +89,15 @@ def test_readmission_golden(ctx: RenderContext) -> None:
         "of: no, yes. Reply with the answer only."
     )
     assert example.messages[1]["content"] == (
-        "ADMISSION DATE: 2131-04-02\nDISCHARGE DATE: 2131-04-06\n"
-        "CHIEF COMPLAINT: Shortness of breath and fever.\n"
-        "HISTORY OF PRESENT ILLNESS:\nThree days of productive cough and fever.\n"
+        "ADMISSION DATE: 2131-04-02\n\nDISCHARGE DATE: 2131-04-06\n\n"
+        "CHIEF COMPLAINT: Shortness of breath and fever.\n\n"
+        "HISTORY OF PRESENT ILLNESS: Three days of productive cough and fever.\n\n"
         "BRIEF HOSPITAL COURSE:\n"
         "Treated with IV ceftriaxone and azithromycin; afebrile by day 2.\n"
-        "Switched to oral antibiotics on day 3.\n"
-        "DISCHARGE DIAGNOSIS: Community-acquired pneumonia.\n"
-        "DISCHARGE CONDITION: Stable.\nDISCHARGE DISPOSITION: Home with services.\n"
-        "FOLLOW-UP: Primary care in 1 week.\n\n"
+        "Switched to oral antibiotics on day 3.\n\n"
+        "DISCHARGE DIAGNOSIS: Community-acquired pneumonia.\n\n"
+        "DISCHARGE CONDITION: Stable.\n\nDISCHARGE DISPOSITION: Home with services.\n\n"
+        "FOLLOW-UP: Dr. Jones, primary care, in 1 week.\n\n"
         f"{LABS}\n"
         "PRIOR ENCOUNTERS: 1 (outpatient 1)\n"
         "PRIOR DIAGNOSES: I10 Essential hypertension"
@@ -113,13 +115,13 @@ def test_summary_golden(ctx: RenderContext) -> None:
         "section of its discharge summary. Reply with the section text only."
     )
     assert example.messages[1]["content"] == (
-        "CHIEF COMPLAINT: Shortness of breath and fever.\n"
+        "CHIEF COMPLAINT: Shortness of breath and fever.\n\n"
         "HISTORY OF PRESENT ILLNESS:\n"
-        "Three days of productive cough, fever and worsening dyspnea.\n"
-        "PAST MEDICAL HISTORY:\nHypertension. Type 2 diabetes.\n"
-        "SOCIAL HISTORY:\nLives alone. Former smoker.\n"
-        "PHYSICAL EXAM:\nCrackles at the right base. Dullness to percussion.\n"
-        "ASSESSMENT AND PLAN:\nLower respiratory infection suspected; start IV antibiotics.\n\n"
+        "Three days of productive cough, fever and worsening dyspnea.\nNo chest pain.\n\n"
+        "PAST MEDICAL HISTORY:\n- Hypertension\n- Type 2 diabetes\n\n"
+        "SOCIAL HISTORY: Lives alone. Former smoker.\n\n"
+        "PHYSICAL EXAM: Crackles at the right base. Dullness to percussion.\n\n"
+        "ASSESSMENT AND PLAN: Lower respiratory infection suspected; start IV antibiotics.\n\n"
         f"{LABS}\n{VITALS}"
     )
     course = (
@@ -185,3 +187,11 @@ def test_single_encounter_has_no_prior_history(ctx: RenderContext) -> None:
     record.encounters = record.encounters[-1:]
     user = _render(ReadmissionTask(), record, ctx).messages[1]["content"]
     assert user.endswith("PRIOR ENCOUNTERS: 0\nPRIOR DIAGNOSES: none recorded")
+
+
+def test_readmission_and_summary_inputs_drop_letterhead_and_sign_offs(ctx: RenderContext) -> None:
+    record = make_record()
+    for task in (ReadmissionTask(), SummaryTask()):
+        user = _render(task, record, ctx).messages[1]["content"]
+        for phi in ("Cedar Grove", "MRN", "Signed", "Dr. John Doe", "pager", "Dr. Frank Doe"):
+            assert phi not in user, (task.name, phi)
