@@ -109,7 +109,8 @@ def _note_row(row: CsvRow, seen_ids: set[str]) -> NoteRow:
         raise row.error("text", "empty note")
     time = parse_time(row, "charttime", required=True)
     note = Note(note_id=note_id, type=NOTE_TYPES.get(kind.upper(), "other"), text=text, time=time)
-    return NoteRow(row, note, row.get("hadm_id") or None)
+    # keep only the location: the row's values would hold a second reference per column
+    return NoteRow(CsvRow(row.path, row.line, {}), note, row.get("hadm_id") or None)
 
 
 def read_notes(

@@ -50,7 +50,9 @@ def open_text(path: Path) -> IO[str]:
     return path.open(encoding="utf-8", newline="")
 
 
-def iter_csv(path: Path, required: Sequence[str]) -> Iterator[CsvRow]:
+def iter_csv(
+    path: Path, required: Sequence[str], *, subjects: set[str] | None = None
+) -> Iterator[CsvRow]:
     """Yield the rows of a CSV file.
 
     A row whose field count differs from the header's is still yielded (its
@@ -59,6 +61,9 @@ def iter_csv(path: Path, required: Sequence[str]) -> Iterator[CsvRow]:
     Args:
         path: the file (``.csv`` or ``.csv.gz``).
         required: columns that must be in the header.
+        subjects: when given, only rows whose ``subject_id`` is in it are
+            yielded (checked before the row is built: the big tables are
+            mostly other subjects' rows).
 
     Raises:
         BadInputError: the file is missing, empty, or lacks required columns
@@ -79,6 +84,7 @@ def iter_csv(path: Path, required: Sequence[str]) -> Iterator[CsvRow]:
                 f"{path}:1: missing required column(s): {', '.join(missing)} "
                 f"(header has: {', '.join(header)})"
             )
+        subject_at = header.index("subject_id") if subjects is not None else -1
         while True:
             start = reader.line_num + 1
             try:
@@ -89,6 +95,10 @@ def iter_csv(path: Path, required: Sequence[str]) -> Iterator[CsvRow]:
                 raise BadInputError(f"{path}:{start}: unreadable CSV: {exc}") from None
             if not values:
                 continue  # blank line
+            if subjects is not None and (
+                subject_at >= len(values) or values[subject_at].strip() not in subjects
+            ):
+                continue
             row = CsvRow(str(path), start, dict(zip(header, values, strict=False)))
             if len(values) != len(header):
                 row.problem = row.error(
@@ -238,10 +248,8 @@ def _rows_of(
     path: Path, required: Sequence[str], subjects: set[str], tables: Tables
 ) -> Iterator[tuple[str, CsvRow]]:
     """Rows of ``subjects`` only: rows of other subjects are not looked at."""
-    for row in iter_csv(path, required):
+    for row in iter_csv(path, required, subjects=subjects):
         subject = row.get("subject_id")
-        if subject not in subjects:
-            continue
         if row.problem is not None:
             tables.add_error(subject, row.problem)
         else:
