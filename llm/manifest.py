@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -64,7 +65,7 @@ def library_versions(names: Iterable[str]) -> dict[str, str | None]:
 def hardware() -> dict[str, Any]:
     """Where the run happened: platform, CPU count and, when torch is loaded, its device."""
     info: dict[str, Any] = {"platform": platform.platform(), "cpu_count": os.cpu_count()}
-    torch = __import__("sys").modules.get("torch")  # never import torch just to describe it
+    torch = sys.modules.get("torch")  # never import torch just to describe the machine
     if torch is not None:
         info["torch_threads"] = torch.get_num_threads()
         info["cuda"] = bool(torch.cuda.is_available())
