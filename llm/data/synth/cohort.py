@@ -42,7 +42,7 @@ PRIOR_REASONS = {
         ("L03.115", "Cellulitis of right lower limb", "cellulitis of the right leg"),
         ("R55", "Syncope and collapse", "syncope"),
         ("K92.2", "Gastrointestinal hemorrhage, unspecified", "a gastrointestinal bleed"),
-        ("J18.9", "Pneumonia, unspecified organism", "pneumonia"),
+        ("A09", "Infectious gastroenteritis and colitis, unspecified", "gastroenteritis"),
         ("E86.0", "Dehydration", "dehydration"),
     ),
     "emergency": (

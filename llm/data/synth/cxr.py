@@ -122,8 +122,8 @@ def render_chest(rng: np.random.Generator, findings: ChestFindings, size: int) -
     # mediastinum (widening at the aortic knob), heart, then the spine through them
     img[(np.abs(xx - 0.5) < 0.055) & (yy > 0.08) & (yy < 0.6)] = _SOFT + 0.04
     img[_ellipse(yy, xx, 0.30, 0.555, 0.045, 0.04) <= 1] = _SOFT + 0.04
-    heart_rx = 0.14 * (1.5 if findings.cardiomegaly else 1.0)
-    heart_cx = 0.53 + 0.2 * (heart_rx - 0.14)
+    heart_rx = 0.13 * (1.8 if findings.cardiomegaly else 1.0)
+    heart_cx = 0.53 + 0.2 * (heart_rx - 0.13)
     img[_ellipse(yy, xx, 0.58 + jitter[3], heart_cx, 0.12, heart_rx) <= 1] = _SOFT + 0.06
     img[np.abs(xx - 0.5) < 0.022] += 0.06
     # clavicles
@@ -162,19 +162,18 @@ def cardiothoracic_ratio(image: np.ndarray) -> float:
     size = image.shape[0]
     img = image.astype(np.float64) / _MAX_12BIT * _BONE
     cut = (_LUNG + _SOFT) / 2
-    mid = size // 2
+    # thorax: the widest span between the outermost air (lung) pixels of a row
+    thorax_width, left_edge, right_edge = 0, 0, size - 1
+    min_run = max(3, int(0.03 * size))  # air in a lung, not the blurred edge of the body
+    for r in range(int(0.30 * size), int(0.56 * size)):
+        dark = np.concatenate([[0], ((img[r] < cut) & (img[r] > 0.08)).astype(np.int8), [0]])
+        starts, ends = np.nonzero(np.diff(dark) == 1)[0], np.nonzero(np.diff(dark) == -1)[0]
+        runs = [(a, b) for a, b in zip(starts, ends, strict=True) if b - a >= min_run]
+        if runs and runs[-1][1] - runs[0][0] > thorax_width:
+            left_edge, right_edge = int(runs[0][0]), int(runs[-1][1]) - 1
+            thorax_width = right_edge - left_edge + 1
+    # heart: the most soft-tissue columns between the lungs, on the rows just above the diaphragm
     heart_width = 0
     for r in range(int(0.50 * size), int(0.54 * size) + 1):
-        bright = img[r] > cut
-        left = right = mid
-        while left > 0 and bright[left - 1]:
-            left -= 1
-        while right < size - 1 and bright[right + 1]:
-            right += 1
-        heart_width = max(heart_width, right - left + 1)
-    thorax_width = 0
-    for r in range(int(0.30 * size), int(0.56 * size)):
-        dark = np.nonzero((img[r] < cut) & (img[r] > 0.08))[0]
-        if dark.size:
-            thorax_width = max(thorax_width, int(dark[-1] - dark[0] + 1))
+        heart_width = max(heart_width, int((img[r, left_edge : right_edge + 1] > cut).sum()))
     return heart_width / thorax_width if thorax_width else float("nan")

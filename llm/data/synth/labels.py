@@ -23,7 +23,7 @@ DISPOSITION_POINTS = {
     "skilled_nursing_facility": 1,
     "against_medical_advice": 3,
 }
-READMISSION_THRESHOLD = 5
+READMISSION_THRESHOLD = 6
 HIGH_RISK_DIAGNOSES = ("heart_failure", "copd_exacerbation")
 
 
