@@ -285,6 +285,21 @@ def test_located_errors(tmp_path: Path, entries: list[dict[str, Any]], match: st
         import_fhir(_bundle(tmp_path, entries), tmp_path / "records.jsonl")
 
 
+def test_ndjson_errors_name_the_text_line(tmp_path: Path) -> None:
+    folder = tmp_path / "bulk"
+    folder.mkdir()
+    (folder / "Patient.ndjson").write_text(json.dumps(PATIENT) + "\n", encoding="utf-8")
+    bad = _obs(valueQuantity={"value": "high"})
+    lines = [json.dumps(_obs(id="o0")), json.dumps(bad)]
+    (folder / "Observation.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(
+        RecordError,
+        match=r"Observation.ndjson:2 \(Observation/o1\): "
+        r"valueQuantity.value: ",
+    ):
+        import_fhir(folder, tmp_path / "records.jsonl")
+
+
 def _media(content: dict[str, Any]) -> dict[str, Any]:
     return {
         "resourceType": "Media",
