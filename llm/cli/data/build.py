@@ -51,9 +51,11 @@ def build(
 ) -> None:
     """Render chat examples of the given TASKS from RECORDS, split by patient, into OUT.
 
-    Writes one datasets.DatasetDict (train/validation/test) per task at OUT/<task>,
-    PNG assets under OUT/assets and OUT/manifest.json. Exit 2 on an unknown task or
-    invalid input.
+    Writes a datasets.DatasetDict (train/validation/test) per task at OUT/<task>.
+
+    PNG assets go under OUT/assets; counts and hashes to OUT/manifest.json.
+
+    Exit 2 on an unknown task or invalid input. See docs/tasks.md.
     """
     task_names = parse_task_names(tasks)
     proportions = parse_split(split)

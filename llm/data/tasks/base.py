@@ -159,8 +159,8 @@ def format_sections(sections: Mapping[str, str], names: Sequence[str] | None = N
     """Sections as text blocks separated by blank lines.
 
     A one-line body stays on the header's line (``CHIEF COMPLAINT: Fever``); a
-    longer one starts on the next line. Sections missing from ``sections`` are
-    left out.
+    longer one, or a list (``- item``, ``1. item``), starts on the next line.
+    Sections missing from ``sections`` are left out.
 
     Args:
         sections: from :func:`note_sections`.
@@ -173,7 +173,7 @@ def format_sections(sections: Mapping[str, str], names: Sequence[str] | None = N
         body = sections[name]
         if not name:
             blocks.append(body)
-        elif "\n" in body:
+        elif "\n" in body or body.startswith(("- ", "1.")):  # lists start on their own line
             blocks.append(f"{name}:\n{body}")
         else:
             blocks.append(f"{name}: {body}".rstrip())

@@ -29,6 +29,9 @@ def test_format_sections_inline_short_bodies_and_keep_empty_headers() -> None:
     sections = {"A": "one line", "B": "two\nlines", "C": ""}
     assert format_sections(sections) == "A: one line\n\nB:\ntwo\nlines\n\nC:"
     assert format_sections(sections, ["C", "X", "A"]) == "C:\n\nA: one line"
+    assert format_sections({"PMH": "- Depression", "IMP": "1. Clear"}) == (
+        "PMH:\n- Depression\n\nIMP:\n1. Clear"
+    )
 
 
 def test_skip_reason_keys() -> None:
