@@ -65,8 +65,8 @@ def parse_bias(text: str) -> BiasSpec:
         )
     if value not in BIAS_VALUES[attribute]:
         raise BadInputError(
-            f"--bias {text!r}: {attribute} has no value {value!r}; "
-            f"known values: {', '.join(BIAS_VALUES[attribute])}"
+            f"--bias {text!r}: {attribute} has no value {value!r} (known values: "
+            f"{', '.join(BIAS_VALUES[attribute])}); expected {BIAS_FORM}"
         )
     try:
         strength = float(strength_text)
@@ -75,5 +75,5 @@ def parse_bias(text: str) -> BiasSpec:
             f"--bias {text!r}: STRENGTH must be a number in [0, 1]; expected {BIAS_FORM}"
         ) from None
     if not 0.0 <= strength <= 1.0:
-        raise BadInputError(f"--bias {text!r}: STRENGTH must be in [0, 1], got {strength:g}")
+        raise BadInputError(f"--bias {text!r}: STRENGTH must be in [0, 1], got {strength:g}; expected {BIAS_FORM}")
     return BiasSpec(attribute, value, strength)

@@ -1,0 +1,118 @@
+"""Labels recomputed from the written record (notes and structured fields) agree with the record's labels."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from llm.data.schema import PatientRecord
+from llm.data.synth.labels import (
+    DISPOSITION_TEXT,
+    ReadmissionInputs,
+    readmission_points,
+    readmission_rule,
+    rhythm_rule,
+    triage_rule,
+)
+from llm.data.synth.labs import LAB_TESTS
+from llm.data.synth.profiles import PROFILES
+from tests.data.synth.helpers import admission_vitals, index_encounter, load, reported_rate, section
+
+CATEGORY_OF_CODE = {code: key for key, p in PROFILES.items() for code, _ in p.codes}
+
+
+def readmission_inputs_from_text(r: PatientRecord) -> ReadmissionInputs:
+    """Everything the readmission rule needs, read from the discharge summary's words."""
+    hpi = section(r, "discharge_summary", "HISTORY OF PRESENT ILLNESS")
+    course = section(r, "discharge_summary", "BRIEF HOSPITAL COURSE")
+    diagnosis = section(r, "discharge_summary", "DISCHARGE DIAGNOSIS")
+    disposition = section(r, "discharge_summary", "DISCHARGE DISPOSITION")
+    age = re.search(r"(\d+)-year-old", hpi)
+    prior = re.search(r"(no|\d+) (?:hospital admissions?|times?) in the past (?:year|12 months)", hpi, re.I)
+    los = re.search(r"Length of stay (\d+) days", course)
+    primary = re.search(r"Primary: .* \(([A-Z0-9.]+)\)", diagnosis)
+    discharge_labs = re.search(r"Discharge labs: (.*)", course)
+    assert age and prior and los and primary and discharge_labs, r.patient_id
+    return ReadmissionInputs(
+        age=int(age.group(1)),
+        comorbidity_count=len(re.findall(r"^- ", diagnosis, re.M)),
+        prior_admissions_year=0 if prior.group(1).lower() == "no" else int(prior.group(1)),
+        disposition={v: k for k, v in DISPOSITION_TEXT.items()}[disposition.strip()],
+        lives_alone="lives alone" in hpi,
+        abnormal_discharge_labs=len(re.findall(r"\((?:low|high)\)", discharge_labs.group(1))),
+        length_of_stay_days=int(los.group(1)),
+        primary_diagnosis=CATEGORY_OF_CODE[primary.group(1)],
+    )
+
+
+def test_readmission_rule_from_discharge_summary(cohort_dir: Path) -> None:
+    records, _ = load(cohort_dir)
+    for r in records:
+        facts = readmission_inputs_from_text(r)
+        assert readmission_rule(facts) == r.labels.readmission_30d, r.patient_id
+        # and the words agree with the structured record
+        index = index_encounter(r)
+        admit = datetime.fromisoformat(index.time)
+        assert facts.age == r.demographics.age
+        assert facts.comorbidity_count == sum(not d.primary for d in index.diagnoses)
+        assert facts.primary_diagnosis == r.labels.primary_diagnosis
+        assert facts.prior_admissions_year == sum(
+            e.kind == "inpatient" and (admit - datetime.fromisoformat(e.time)).days <= 365 for e in r.encounters[:-1]
+        )
+        assert facts.length_of_stay_days == (datetime.fromisoformat(index.end_time or "").date() - admit.date()).days
+        end_day = (index.end_time or "")[:10]
+        at_discharge = [lab for lab in index.labs if (lab.time or "").startswith(end_day)]
+        abnormal = sum(
+            isinstance(lab.value, float) and not (lab.ref_low or 0) <= lab.value <= (lab.ref_high or 1e9)
+            for lab in at_discharge
+        )
+        assert facts.abnormal_discharge_labs == abnormal
+
+
+def test_triage_and_rhythm_rules(cohort_dir: Path) -> None:
+    records, _ = load(cohort_dir)
+    for r in records:
+        v = admission_vitals(r)
+        level = triage_rule(heart_rate=v["heart_rate"], sbp=v["sbp"], resp_rate=v["resp_rate"], spo2=v["spo2"],
+                            temp_c=v["temp_c"])  # fmt: skip
+        assert level == r.labels.triage_level, r.patient_id
+        codes = [d.code for d in index_encounter(r).diagnoses]
+        assert rhythm_rule(codes, reported_rate(r)) == r.labels.rhythm, r.patient_id
+        primary = next(d.code for d in index_encounter(r).diagnoses if d.primary)
+        assert CATEGORY_OF_CODE[primary] == r.labels.primary_diagnosis
+
+
+def test_discriminating_evidence_is_present_when_not_biased(cohort_dir: Path) -> None:
+    records, _ = load(cohort_dir)
+    for r in records:
+        profile = PROFILES[r.labels.primary_diagnosis or ""]
+        codes = {lab.code for lab in index_encounter(r).labs}
+        assert {LAB_TESTS[k].code for k in profile.discriminating_labs} <= codes, r.patient_id
+        hpi = section(r, "progress_note", "HISTORY OF PRESENT ILLNESS")
+        assert any(s in hpi for s in profile.symptoms), r.patient_id
+
+
+@pytest.mark.parametrize(
+    ("vitals", "level"),
+    [
+        ({"heart_rate": 80, "sbp": 75, "resp_rate": 16, "spo2": 97, "temp_c": 37.0}, 1),
+        ({"heart_rate": 135, "sbp": 120, "resp_rate": 16, "spo2": 97, "temp_c": 37.0}, 2),
+        ({"heart_rate": 105, "sbp": 120, "resp_rate": 16, "spo2": 97, "temp_c": 37.0}, 3),
+        ({"heart_rate": 55, "sbp": 120, "resp_rate": 16, "spo2": 97, "temp_c": 37.0}, 4),
+        ({"heart_rate": 80, "sbp": 120, "resp_rate": 16, "spo2": 97, "temp_c": 37.0}, 5),
+    ],
+)
+def test_triage_levels(vitals: dict[str, float], level: int) -> None:
+    assert triage_rule(**vitals) == level
+
+
+def test_readmission_points_example() -> None:
+    facts = ReadmissionInputs(age=82, comorbidity_count=4, prior_admissions_year=1, disposition="home",
+                              lives_alone=True, abnormal_discharge_labs=0, length_of_stay_days=3,
+                              primary_diagnosis="sepsis")  # fmt: skip
+    assert readmission_points(facts) == 2 + 2 + 2 + 0 + 1
+    assert readmission_rule(facts) == "yes"
+    assert readmission_rule(ReadmissionInputs(40, 0, 0, "home", False, 0, 3, "pneumonia")) == "no"
