@@ -1,0 +1,332 @@
+"""DeepSpeed and accelerate glue: launch configs, the world-size guard, "auto" values.
+
+Three things go wrong silently when training is launched by hand, and this
+module turns each into a clear error:
+
+* ``accelerate launch --num_processes 2 script`` without ``--multi_gpu`` or
+  ``--use_deepspeed`` (or a ``--config_file`` whose ``distributed_type`` says
+  so) starts ONE process. :func:`check_world_size` catches it.
+* On a CPU machine accelerate's state, created without a backend, reports one
+  process while DeepSpeed's gloo group has two: every rank believes it is rank
+  0 and DeepSpeed's batch-size assertion fails. :func:`init_distributed_state`
+  creates the state with ``backend="gloo"`` first; :func:`check_world_size`
+  names the mismatch if it happens anyway.
+* A DeepSpeed JSON with ``"auto"`` values only works through the HF Trainer /
+  accelerate, which fill them in. :func:`resolve_deepspeed_config` fills them
+  from the recipe for anything else (dry runs, a hand-written loop).
+
+torch and accelerate are imported inside the functions that need them, so
+loading a recipe stays cheap.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from llm.errors import BadInputError
+
+if TYPE_CHECKING:
+    from llm.train.recipe import Recipe
+
+log = logging.getLogger(__name__)
+
+# accelerate `distributed_type` values that start one process per rank.
+MULTI_PROCESS_TYPES = frozenset(
+    {"DEEPSPEED", "MULTI_GPU", "MULTI_CPU", "MULTI_NPU", "MULTI_XPU", "MULTI_HPU", "FSDP"}
+)
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class AccelerateLaunch:
+    """What an accelerate config file asks ``accelerate launch`` to start.
+
+    Args:
+        path: the config file.
+        distributed_type: accelerate's ``distributed_type`` (``DEEPSPEED``, ``MULTI_GPU``, ``NO``).
+        num_processes: processes over ALL machines (accelerate's meaning), i.e. the world size.
+        num_machines: nodes.
+        use_cpu: the config's ``use_cpu``.
+        deepspeed_config_file: the DeepSpeed JSON it names, resolved like recipe paths, or None.
+    """
+
+    path: Path
+    distributed_type: str
+    num_processes: int
+    num_machines: int
+    use_cpu: bool
+    deepspeed_config_file: Path | None
+
+    @property
+    def processes_per_machine(self) -> int:
+        """GPUs (or CPU processes) per node."""
+        return max(1, self.num_processes // max(1, self.num_machines))
+
+
+def read_json_config(path: Path) -> dict[str, Any]:
+    """Read a DeepSpeed JSON config.
+
+    Raises:
+        BadInputError: the file is missing, is not JSON, or is not a JSON object.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: DeepSpeed config not found") from None
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise BadInputError(f"{path}: a DeepSpeed config must be a JSON object")
+    return data
+
+
+def zero_stage(ds_config: dict[str, Any]) -> int:
+    """The ZeRO stage of a DeepSpeed config (0 when it has no ``zero_optimization``)."""
+    stage = ds_config.get("zero_optimization", {}).get("stage", 0)
+    return int(stage)
+
+
+def offloads(ds_config: dict[str, Any]) -> tuple[bool, bool]:
+    """Whether the config offloads (optimizer states, parameters) to CPU or NVMe."""
+    zero = ds_config.get("zero_optimization", {})
+
+    def _on(key: str) -> bool:
+        device = (zero.get(key) or {}).get("device", "none")
+        return str(device) in {"cpu", "nvme"}
+
+    return _on("offload_optimizer"), _on("offload_param")
+
+
+def read_accelerate_config(path: Path, base_dir: Path | None = None) -> AccelerateLaunch:
+    """Read the parts of an accelerate config file that decide the world size.
+
+    Args:
+        path: the YAML file written for ``accelerate launch --config_file``.
+        base_dir: folder relative ``deepspeed_config_file`` paths resolve against
+            (accelerate resolves them against the working directory; so does this,
+            by default).
+
+    Raises:
+        BadInputError: the file is missing or is not a mapping with valid counts.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: accelerate config not found") from None
+    except yaml.YAMLError as exc:
+        raise BadInputError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadInputError(f"{path}: an accelerate config must be a YAML mapping")
+    try:
+        num_processes = int(data.get("num_processes", 1))
+        num_machines = int(data.get("num_machines", 1))
+    except (TypeError, ValueError):
+        raise BadInputError(f"{path}: num_processes and num_machines must be integers") from None
+    if num_processes < 1 or num_machines < 1:
+        raise BadInputError(f"{path}: num_processes and num_machines must be at least 1")
+    ds_file = (data.get("deepspeed_config") or {}).get("deepspeed_config_file")
+    ds_path: Path | None = None
+    if ds_file:
+        ds_path = Path(ds_file)
+        if not ds_path.is_absolute():
+            ds_path = (base_dir or Path.cwd()) / ds_path
+    return AccelerateLaunch(
+        path=path,
+        distributed_type=str(data.get("distributed_type", "NO")).upper(),
+        num_processes=num_processes,
+        num_machines=num_machines,
+        use_cpu=bool(data.get("use_cpu", False)),
+        deepspeed_config_file=ds_path,
+    )
+
+
+def is_cpu_run() -> bool:
+    """True when this process trains on CPU: no CUDA device, or accelerate was told ``--cpu``."""
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() in {"1", "true", "yes"}:
+        return True
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def init_distributed_state() -> None:
+    """Create accelerate's process state so that it sees every process, CPU runs included.
+
+    Call this first thing in the training process, before building
+    ``TrainingArguments`` or an ``Accelerator`` (and pass
+    ``accelerator_config={"use_configured_state": True}`` to ``TrainingArguments``
+    so the HF Trainer keeps it). On CPU, accelerate only learns the world size
+    when it is given ``backend="gloo"``; without it, every rank reports
+    ``process_index=0, num_processes=1`` while DeepSpeed's group has them all.
+    Does nothing in a single process or when the state already exists.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    from accelerate import PartialState
+
+    if PartialState._shared_state:
+        return
+    if is_cpu_run():
+        PartialState(backend="gloo")
+    else:
+        PartialState()
+
+
+def _launch_trap_message(expected: int | None) -> str:
+    asked = f"{expected} processes" if expected else "several processes"
+    return (
+        f"accelerate was asked for {asked} but started only 1: `accelerate launch "
+        "--num_processes N` without `--use_deepspeed` (or `--multi_gpu`) runs a single "
+        "process. Add `--use_deepspeed --deepspeed_config_file recipes/deepspeed/zero2.json` "
+        "(or `--multi_gpu`), or launch with the recipe's accelerate config: "
+        "`accelerate launch --config_file recipes/accelerate/cpu-zero2.yaml -m llm.train RECIPE`."
+    )
+
+
+def check_world_size(expected: int | None) -> int:
+    """Log the world size of this run and refuse the silent single-process trap.
+
+    Args:
+        expected: processes the launch config asked for (the recipe's accelerate
+            config ``num_processes``), or None when unknown.
+
+    Returns:
+        The world size this process belongs to.
+
+    Raises:
+        BadInputError: ``expected > 1`` but only one process runs (or accelerate's
+            simple launcher was asked for several; it sets ``MASTER_PORT`` without
+            ``WORLD_SIZE``); the world size differs from ``expected``; or
+            accelerate's state counts fewer processes than torch.distributed.
+    """
+    env_world = os.environ.get("WORLD_SIZE")
+    world = int(env_world) if env_world else 1
+    dist_world: int | None = None
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist_world = dist.get_world_size()
+        world = dist_world
+    log.info(
+        "world size %d (WORLD_SIZE=%s, torch.distributed=%s, expected=%s)",
+        world,
+        env_world,
+        dist_world,
+        expected,
+    )
+    # accelerate's simple launcher sets MASTER_ADDR/PORT only when asked for more than
+    # one process, and never WORLD_SIZE: that combination is the trap itself.
+    launched_by_accelerate = "ACCELERATE_MIXED_PRECISION" in os.environ
+    trapped = launched_by_accelerate and env_world is None and "MASTER_PORT" in os.environ
+    if world == 1 and ((expected is not None and expected > 1) or trapped):
+        raise BadInputError(_launch_trap_message(expected))
+    if expected is not None and world != expected:
+        raise BadInputError(
+            f"{world} processes are running but the accelerate config asks for {expected}: "
+            "launch with that config (`accelerate launch --config_file …`) or change its "
+            "num_processes"
+        )
+    from accelerate import PartialState
+
+    state_world = PartialState._shared_state.get("num_processes")
+    if dist_world is not None and state_world is not None and state_world != dist_world:
+        raise BadInputError(
+            f"accelerate counts {state_world} process(es) but torch.distributed has {dist_world}: "
+            "on CPU, call llm.train.distributed.init_distributed_state() (accelerate state "
+            "with backend='gloo') before building the Trainer/Accelerator"
+        )
+    return world
+
+
+def _fill(node: dict[str, Any], key: str, value: Any, where: str, filled: dict[str, Any]) -> None:
+    if node.get(key) == AUTO:
+        node[key] = value
+        filled[f"{where}{key}"] = value
+
+
+def _remaining_auto(node: Any, where: str = "") -> list[str]:
+    if isinstance(node, dict):
+        found: list[str] = []
+        for key, value in node.items():
+            found += _remaining_auto(value, f"{where}{key}.")
+        return found
+    return [where.rstrip(".")] if node == AUTO else []
+
+
+def resolve_deepspeed_config(
+    path: Path,
+    recipe: Recipe,
+    *,
+    world_size: int,
+    precision: str,
+    hidden_size: int | None = None,
+) -> dict[str, Any]:
+    """The DeepSpeed config at ``path`` with every ``"auto"`` filled from the recipe.
+
+    The HF Trainer (and accelerate's ``prepare``) fill ``"auto"`` themselves;
+    pass them the path, not this dict. Use this when DeepSpeed is driven any
+    other way (``deepspeed.initialize`` in a hand-written loop, the dry run).
+    Values follow the HF Trainer's rules: micro batch and accumulation from
+    ``training``, ``train_batch_size = micro × accumulation × world_size``,
+    ``gradient_clipping = training.max_grad_norm``, ``bf16``/``fp16`` enabled by
+    ``precision``, bucket sizes from the model's hidden size (h², 0.9·h², 10·h).
+
+    Args:
+        path: DeepSpeed JSON.
+        recipe: the validated recipe.
+        world_size: processes over all nodes.
+        precision: ``"bf16"``, ``"fp16"`` or ``"fp32"``
+            (see :func:`llm.train.recipe.resolve_dtype`).
+        hidden_size: the model's hidden size; needed when bucket sizes are ``"auto"``.
+
+    Returns:
+        A new dict with no ``"auto"`` left.
+
+    Raises:
+        BadInputError: the file is unreadable, or an ``"auto"`` cannot be filled
+            (the message lists which and what to pass).
+    """
+    if precision not in {"bf16", "fp16", "fp32"}:
+        raise BadInputError(f"precision must be bf16, fp16 or fp32, got {precision!r}")
+    config = copy.deepcopy(read_json_config(path))
+    filled: dict[str, Any] = {}
+    training = recipe.training
+    micro, accum = training.micro_batch_size, training.gradient_accumulation_steps
+    _fill(config, "train_micro_batch_size_per_gpu", micro, "", filled)
+    _fill(config, "gradient_accumulation_steps", accum, "", filled)
+    _fill(config, "train_batch_size", micro * accum * world_size, "", filled)
+    _fill(config, "gradient_clipping", training.max_grad_norm, "", filled)
+    for name in ("bf16", "fp16"):
+        if isinstance(config.get(name), dict):
+            _fill(config[name], "enabled", precision == name, f"{name}.", filled)
+    zero = config.get("zero_optimization")
+    if isinstance(zero, dict) and hidden_size is not None:
+        _fill(zero, "reduce_bucket_size", hidden_size * hidden_size, "zero_optimization.", filled)
+        _fill(
+            zero,
+            "stage3_prefetch_bucket_size",
+            int(0.9 * hidden_size * hidden_size),
+            "zero_optimization.",
+            filled,
+        )
+        _fill(
+            zero,
+            "stage3_param_persistence_threshold",
+            10 * hidden_size,
+            "zero_optimization.",
+            filled,
+        )
+    left = _remaining_auto(config)
+    if left:
+        hint = " (pass hidden_size=… from the model config)" if hidden_size is None else ""
+        raise BadInputError(f"{path}: cannot fill 'auto' for {', '.join(left)}{hint}")
+    log.debug("filled DeepSpeed auto values from the recipe: %s", filled)
+    return config
