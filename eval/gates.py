@@ -1,0 +1,235 @@
+"""Release gates: YAML rules checked against a subgroup report.
+
+A gates file is a YAML list; each entry is validated by :class:`GateSpec`::
+
+    - name: accuracy gap                 # optional; a default name is made up
+      attribute: "*"                     # every attribute; or one name; omitted: overall
+      metric: accuracy
+      rule: max_difference               # max_difference | min_ratio | min_value | max_value
+      threshold: 0.05
+      use: ci_upper                      # point | ci_upper | ci_lower
+
+What each rule observes (non-small groups only):
+
+* ``max_difference``: the attribute's ``difference`` (max - min); passes when
+  ``observed <= threshold``. Metric ``equalized_odds_difference`` is allowed here.
+* ``min_ratio``: the attribute's ``ratio`` (min / max); passes when ``observed >= threshold``.
+* ``min_value``: with an attribute, the lowest group value (or CI bound) of the
+  metric; without one, the overall value. Passes when ``observed >= threshold``.
+* ``max_value``: the highest group value, or the overall value; passes when
+  ``observed <= threshold``.
+
+``use`` picks the point estimate or a bound of its bootstrap interval. A gate
+whose observed value is undefined (no non-small groups, no interval) fails:
+a release check never passes on missing evidence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from llm.data.io import format_loc
+from llm.errors import BadInputError, RecordError
+
+ALL_ATTRIBUTES = "*"
+EQUALIZED_ODDS = "equalized_odds_difference"
+DISPARITY_RULES = ("max_difference", "min_ratio")
+Rule = Literal["max_difference", "min_ratio", "min_value", "max_value"]
+Use = Literal["point", "ci_upper", "ci_lower"]
+
+
+class GateSpec(BaseModel):
+    """One gate as written in the gates file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, description="Name shown in the report; made up when omitted.")
+    attribute: str | None = Field(
+        None,
+        description="Attribute the gate applies to, '*' for every attribute, omitted for the "
+        "overall value (min_value/max_value only).",
+    )
+    metric: str = Field(description="Metric name, or equalized_odds_difference (max_difference).")
+    rule: Rule = Field(description="max_difference, min_ratio, min_value or max_value.")
+    threshold: float = Field(description="The limit the observed value is compared with.")
+    use: Use = Field(
+        "point", description="Compare the point estimate or a bound of its bootstrap interval."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GateSpec:
+        if self.rule in DISPARITY_RULES and self.attribute is None:
+            raise ValueError(f"rule {self.rule} compares groups: set attribute (a name or '*')")
+        if self.metric == EQUALIZED_ODDS and self.rule != "max_difference":
+            raise ValueError(f"metric {EQUALIZED_ODDS} takes rule max_difference")
+        if not math.isfinite(self.threshold):
+            raise ValueError("threshold must be a finite number")
+        return self
+
+    def display_name(self, attribute: str | None) -> str:
+        """The gate's name, or one made from its fields."""
+        if self.name:
+            return self.name
+        where = attribute or "overall"
+        return f"{self.metric} {self.rule} {self.threshold:g} ({where}, {self.use})"
+
+
+def load_gates(path: Path) -> list[GateSpec]:
+    """Read and validate a gates file.
+
+    Raises:
+        BadInputError: unreadable or not a YAML list.
+        RecordError: an invalid entry, naming the file, the entry's line and the field.
+    """
+    if not path.is_file():
+        raise BadInputError(f"{path}: gates file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise BadInputError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, list) or root is None:
+        raise BadInputError(f"{path}: expected a YAML list of gates, got {type(data).__name__}")
+    gates = []
+    for i, entry in enumerate(data):
+        line = root.value[i].start_mark.line + 1
+        if not isinstance(entry, dict):
+            raise RecordError(str(path), line, f"[{i}]", "expected a mapping (one gate)")
+        try:
+            gates.append(GateSpec.model_validate(entry))
+        except ValidationError as exc:
+            errors = [
+                RecordError(
+                    str(path),
+                    line,
+                    f"[{i}]" + _dotted(format_loc(tuple(e["loc"]))),
+                    e["msg"].removeprefix("Value error, "),
+                )
+                for e in exc.errors()
+            ]
+            errors[0].all = errors
+            raise errors[0] from None
+    return gates
+
+
+def _dotted(loc: str) -> str:
+    return "" if loc == "<record>" else f".{loc}"
+
+
+def check_gates(
+    gates: Sequence[GateSpec],
+    *,
+    path: Path,
+    metrics: Sequence[str],
+    attributes: Sequence[str],
+    bootstrap: bool,
+    binary: bool,
+) -> None:
+    """Check, before any work, that every gate refers to something this run computes.
+
+    Raises:
+        BadInputError: a gate names a metric or attribute not in the run, needs
+            intervals without ``--bootstrap``, or equalized odds without a positive label.
+    """
+    for i, gate in enumerate(gates):
+        where = f"{path}: gate [{i}] ({gate.display_name(gate.attribute)})"
+        if gate.metric == EQUALIZED_ODDS:
+            if not binary:
+                raise BadInputError(f"{where}: {EQUALIZED_ODDS} needs --positive-label")
+        elif gate.metric not in metrics:
+            raise BadInputError(
+                f"{where}: metric {gate.metric!r} is not computed in this run "
+                f"(--metrics {','.join(metrics)})"
+            )
+        if gate.attribute not in (None, ALL_ATTRIBUTES) and gate.attribute not in attributes:
+            raise BadInputError(
+                f"{where}: attribute {gate.attribute!r} is not analysed in this run "
+                f"(--attributes {','.join(attributes)})"
+            )
+        if gate.use != "point" and not bootstrap:
+            raise BadInputError(f"{where}: use {gate.use} needs --bootstrap > 0")
+
+
+def evaluate_gates(gates: Sequence[GateSpec], report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Evaluate gates against a report (the report.json structure).
+
+    Returns:
+        One result per gate and attribute (``'*'`` expands to every attribute):
+        ``name, attribute, metric, rule, threshold, use, observed, passed`` and,
+        for per-group rules, ``group``; ``note`` when the value was undefined.
+    """
+    results: list[dict[str, Any]] = []
+    for gate in gates:
+        if gate.attribute == ALL_ATTRIBUTES:
+            targets: list[str | None] = list(report["by_attribute"])
+        else:
+            targets = [gate.attribute]
+        for attribute in targets:
+            observed, group = _observe(gate, attribute, report)
+            result: dict[str, Any] = {
+                "name": gate.display_name(attribute),
+                "attribute": attribute,
+                "metric": gate.metric,
+                "rule": gate.rule,
+                "threshold": gate.threshold,
+                "use": gate.use,
+                "observed": observed,
+                "passed": observed is not None and _passes(gate, observed),
+            }
+            if group is not None:
+                result["group"] = group
+            if observed is None:
+                result["note"] = "undefined (no non-small group or no interval): gate fails"
+            results.append(result)
+    return results
+
+
+def _passes(gate: GateSpec, observed: float) -> bool:
+    if gate.rule in ("max_difference", "max_value"):
+        return observed <= gate.threshold
+    return observed >= gate.threshold
+
+
+def _pick(entry: dict[str, Any] | None, use: str, value_key: str, ci_key: str) -> float | None:
+    if entry is None:
+        return None
+    if use == "point":
+        value = entry.get(value_key)
+        return None if value is None else float(value)
+    ci = entry.get(ci_key)
+    if ci is None:
+        return None
+    return float(ci[1] if use == "ci_upper" else ci[0])
+
+
+def _observe(
+    gate: GateSpec, attribute: str | None, report: dict[str, Any]
+) -> tuple[float | None, str | None]:
+    """The value a gate compares, and the group it came from (per-group rules)."""
+    if attribute is None:
+        return _pick(report["overall"].get(gate.metric), gate.use, "value", "ci"), None
+    block = report["by_attribute"][attribute]
+    if gate.rule in DISPARITY_RULES:
+        disparity = block["disparity"].get(gate.metric)
+        if gate.metric == EQUALIZED_ODDS:
+            return _pick(disparity, gate.use, "value", "ci"), None
+        key = "difference" if gate.rule == "max_difference" else "ratio"
+        return _pick(disparity, gate.use, key, f"{key}_ci"), None
+    candidates = [
+        (value, name)
+        for name, group in block["groups"].items()
+        if not group["small"]
+        and (value := _pick(group.get(gate.metric), gate.use, "value", "ci")) is not None
+    ]
+    if not candidates:
+        return None, None
+    pick = max if gate.rule == "max_value" else min
+    value, name = pick(candidates, key=lambda c: c[0])
+    return value, name

@@ -1,0 +1,97 @@
+"""The run manifest of an eval output folder (DESIGN.md, "Run manifest")."""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import llm
+from llm.data.build import file_sha256, git_commit
+from llm.data.io import ReadStats
+from llm.errors import BadInputError
+
+MANIFEST = "manifest.json"
+MANIFEST_KIND = "eval-subgroups"
+# the libraries whose versions can change the numbers of a report
+LIBRARIES = ("numpy", "scipy", "pydantic", "PyYAML")
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of Python and the libraries the report's numbers depend on."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def find_model_manifest(predictions: Path, explicit: Path | None) -> Path | None:
+    """The manifest of the evaluated model: ``explicit``, else ``manifest.json`` beside the file.
+
+    Raises:
+        BadInputError: ``explicit`` does not exist.
+    """
+    if explicit is not None:
+        if not explicit.is_file():
+            raise BadInputError(f"--model-manifest {explicit}: file not found")
+        return explicit
+    beside = predictions.parent / MANIFEST
+    return beside if beside.is_file() else None
+
+
+def read_model_manifest(path: Path) -> dict[str, Any]:
+    """``{"path", "contents"}`` of a model manifest.
+
+    Raises:
+        BadInputError: not a JSON object.
+    """
+    try:
+        contents = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"{path}: model manifest is not readable JSON: {exc}") from None
+    if not isinstance(contents, dict):
+        raise BadInputError(f"{path}: model manifest must be a JSON object")
+    return {"path": str(path), "contents": contents}
+
+
+def eval_manifest(
+    *,
+    args: dict[str, Any],
+    predictions: Path,
+    stats: ReadStats,
+    seed: int,
+    started: datetime,
+    finished: datetime,
+    model_manifest: Path | None,
+) -> dict[str, Any]:
+    """The manifest of one ``eval subgroups`` run.
+
+    Args:
+        args: the resolved command arguments.
+        predictions: the predictions file read.
+        stats: its read counts.
+        seed: the resampling seed.
+        started / finished: wall-clock times of the run (UTC).
+        model_manifest: the evaluated model's manifest, if known.
+    """
+    manifest: dict[str, Any] = {
+        "kind": MANIFEST_KIND,
+        "package_version": llm.__version__,
+        "git_commit": git_commit(),
+        "args": args,
+        "predictions": {"path": str(predictions), "sha256": file_sha256(predictions)},
+        "counts": {"read": stats.read, "used": stats.used, "rejected": stats.rejected},
+        "seed": seed,
+        "libraries": library_versions(),
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": finished.isoformat(timespec="seconds"),
+    }
+    if model_manifest is not None:
+        manifest["model_manifest"] = read_model_manifest(model_manifest)
+    return manifest
