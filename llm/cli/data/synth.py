@@ -55,7 +55,6 @@ def synth(
     degraded = ", ".join(f"{s}: {n} degraded" for s, n in zip(specs, summary.degraded, strict=True))
     print_summary(
         f"{summary.out_dir}: {summary.n_patients} patients, {c['encounters']} encounters, "
-        f"{c['notes']} notes ({c['phi_spans']} PHI spans), {c['images']} images, {c['waveforms']} ECGs"
-        + (f"; bias {degraded}" if degraded else "")
-        + f" -> {summary.records_path}"
+        f"{c['notes']} notes ({c['phi_spans']} PHI spans), {c['images']} images, {c['waveforms']} "
+        "ECGs" + (f"; bias {degraded}" if degraded else "") + f" -> {summary.records_path}"
     )

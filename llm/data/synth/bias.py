@@ -75,5 +75,7 @@ def parse_bias(text: str) -> BiasSpec:
             f"--bias {text!r}: STRENGTH must be a number in [0, 1]; expected {BIAS_FORM}"
         ) from None
     if not 0.0 <= strength <= 1.0:
-        raise BadInputError(f"--bias {text!r}: STRENGTH must be in [0, 1], got {strength:g}; expected {BIAS_FORM}")
+        raise BadInputError(
+            f"--bias {text!r}: STRENGTH must be in [0, 1], got {strength:g}; expected {BIAS_FORM}"
+        )
     return BiasSpec(attribute, value, strength)

@@ -52,12 +52,19 @@ PRIOR_REASONS = {
         ("R51.9", "Headache, unspecified", "a headache"),
     ),
     "outpatient": (
-        ("Z00.00", "Encounter for general adult medical examination without abnormal findings",
-         "an annual physical"),
-        ("Z09", "Encounter for follow-up examination after completed treatment", "a follow-up visit"),
+        (
+            "Z00.00",
+            "Encounter for general adult medical examination without abnormal findings",
+            "an annual physical",
+        ),
+        (
+            "Z09",
+            "Encounter for follow-up examination after completed treatment",
+            "a follow-up visit",
+        ),
         ("R53.83", "Other fatigue", "fatigue"),
     ),
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -172,14 +179,27 @@ def sample_labs(rng: np.random.Generator, profile: Profile, comorbid: set[str]) 
     if "chf" in comorbid:
         ranges["bnp"] = (180.0, 650.0)
     ranges.update(profile.labs)
-    keys = ["wbc", "hemoglobin", "platelets", "sodium", "potassium", "bicarbonate", "bun",
-            "creatinine", "glucose", *profile.extra_labs]  # fmt: skip
+    keys = [
+        "wbc",
+        "hemoglobin",
+        "platelets",
+        "sodium",
+        "potassium",
+        "bicarbonate",
+        "bun",
+        "creatinine",
+        "glucose",
+        *profile.extra_labs,
+    ]
     for extra, p in (("troponin", 0.35), ("lactate", 0.25), ("bnp", 0.2), ("procalcitonin", 0.1)):
         if extra not in keys and rng.random() < p:
             keys.append(extra)
     labs = {k: _uniform(rng, ranges[k]) for k in keys}
-    gap_range = {"diabetic_ketoacidosis": (20.0, 32.0), "sepsis": (13.0, 20.0),
-                 "acute_kidney_injury": (12.0, 18.0)}.get(profile.key, (8.0, 13.0))  # fmt: skip
+    gap_range = {
+        "diabetic_ketoacidosis": (20.0, 32.0),
+        "sepsis": (13.0, 20.0),
+        "acute_kidney_injury": (12.0, 18.0),
+    }.get(profile.key, (8.0, 13.0))
     labs["sodium"] = round(labs["sodium"])
     labs["bicarbonate"] = round(labs["bicarbonate"])
     chloride = float(
@@ -221,13 +241,14 @@ def sample_chest(rng: np.random.Generator, primary: str, comorbid: set[str]) -> 
         zone = choose(
             rng, {"right lower": 0.45, "left lower": 0.3, "right upper": 0.15, "left upper": 0.1}
         )
-        effusion = (zone.split()[0],) if rng.random() < 0.2 else ()
-        return ChestFindings(view=view, consolidation=zone, effusion=effusion)
+        same_side = (zone.split()[0],) if rng.random() < 0.2 else ()
+        return ChestFindings(view=view, consolidation=zone, effusion=same_side)
     if primary == "heart_failure":
         u = rng.random()
-        effusion = ("right", "left") if u < 0.5 else ("right",) if u < 0.65 else ()
-        return ChestFindings(view=view, cardiomegaly=rng.random() < 0.85, edema=rng.random() < 0.7,
-                             effusion=effusion)  # fmt: skip
+        effusion: tuple[str, ...] = ("right", "left") if u < 0.5 else ("right",) if u < 0.65 else ()
+        return ChestFindings(
+            view=view, cardiomegaly=rng.random() < 0.85, edema=rng.random() < 0.7, effusion=effusion
+        )
     if primary == "copd_exacerbation":
         return ChestFindings(view=view, hyperinflation=rng.random() < 0.9)
     big_heart = ("chf" in comorbid and rng.random() < 0.6) or (
@@ -252,9 +273,11 @@ def _priors(rng: np.random.Generator, admit: datetime, high_risk: bool) -> list[
         start = (admit - timedelta(days=days)).replace(
             hour=int(rng.integers(7, 20)), minute=int(rng.integers(0, 60))
         )
-        length = {"inpatient": timedelta(days=int(rng.integers(2, 7))),
-                  "emergency": timedelta(hours=int(rng.integers(3, 10))),
-                  "outpatient": timedelta(minutes=30)}[kind]  # fmt: skip
+        length = {
+            "inpatient": timedelta(days=int(rng.integers(2, 7))),
+            "emergency": timedelta(hours=int(rng.integers(3, 10))),
+            "outpatient": timedelta(minutes=30),
+        }[kind]
         reasons = PRIOR_REASONS[kind]
         vitals = {
             k: float(round(_uniform(rng, r)))
@@ -266,8 +289,11 @@ def _priors(rng: np.random.Generator, admit: datetime, high_risk: bool) -> list[
             k: _uniform(rng, NORMAL_LAB_RANGES[k])
             for k in ("wbc", "hemoglobin", "sodium", "creatinine")
         }
-        priors.append(PriorEncounter(kind, start, start + length, reasons[int(rng.integers(len(reasons)))],
-                                     vitals, labs))  # fmt: skip
+        priors.append(
+            PriorEncounter(
+                kind, start, start + length, reasons[int(rng.integers(len(reasons)))], vitals, labs
+            )
+        )
     return sorted(priors, key=lambda p: p.start)
 
 
@@ -283,9 +309,12 @@ def sample_facts(rng: np.random.Generator, index: int) -> PatientFacts:
     excluded = EXCLUDED_COMORBIDITIES.get(primary, ())
     age_factor = 0.6 if age < 45 else 1.0 if age < 70 else 1.3
     comorbidities = [
-        c for c in COMORBIDITIES
-        if c.key not in excluded and age >= c.min_age and rng.random() < min(0.9, c.prevalence * age_factor)
-    ]  # fmt: skip
+        c
+        for c in COMORBIDITIES
+        if c.key not in excluded
+        and age >= c.min_age
+        and rng.random() < min(0.9, c.prevalence * age_factor)
+    ]
     comorbid = {c.key for c in comorbidities}
     no_brady = primary in (
         "sepsis",
@@ -326,18 +355,40 @@ def sample_facts(rng: np.random.Generator, index: int) -> PatientFacts:
         hour=int(rng.integers(10, 17)), minute=int(rng.integers(60))
     )
     band = "young" if age < 65 else "old" if age < 80 else "oldest"
-    disposition = choose(rng, {
-        "young": {"home": 0.75, "home_with_services": 0.13, "skilled_nursing_facility": 0.05,
-                  "against_medical_advice": 0.07},
-        "old": {"home": 0.6, "home_with_services": 0.22, "skilled_nursing_facility": 0.15,
-                "against_medical_advice": 0.03},
-        "oldest": {"home": 0.35, "home_with_services": 0.3, "skilled_nursing_facility": 0.33,
-                   "against_medical_advice": 0.02},
-    }[band])  # fmt: skip
+    disposition = choose(
+        rng,
+        {
+            "young": {
+                "home": 0.75,
+                "home_with_services": 0.13,
+                "skilled_nursing_facility": 0.05,
+                "against_medical_advice": 0.07,
+            },
+            "old": {
+                "home": 0.6,
+                "home_with_services": 0.22,
+                "skilled_nursing_facility": 0.15,
+                "against_medical_advice": 0.03,
+            },
+            "oldest": {
+                "home": 0.35,
+                "home_with_services": 0.3,
+                "skilled_nursing_facility": 0.33,
+                "against_medical_advice": 0.02,
+            },
+        }[band],
+    )
     lives_alone = bool(rng.random() < (0.35 if age >= 65 else 0.25))
     spouse = "husband" if demographics["sex"] == "female" else "wife"
-    household = choose(rng, {f"with {spouse}": 0.5, "with family": 0.25, "with a roommate": 0.1,
-                             "with daughter and her family": 0.15})  # fmt: skip
+    household = choose(
+        rng,
+        {
+            f"with {spouse}": 0.5,
+            "with family": 0.25,
+            "with a roommate": 0.1,
+            "with daughter and her family": 0.15,
+        },
+    )
     vitals_discharge = {k: float(round(_uniform(rng, r))) for k, r in NORMAL_VITAL_RANGES.items()}
     vitals_discharge["temp_c"] = round(_uniform(rng, NORMAL_VITAL_RANGES["temp_c"]), 1)
     vitals_discharge["weight_kg"] = round(

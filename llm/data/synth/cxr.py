@@ -62,8 +62,13 @@ class ChestFindings:
     @property
     def normal(self) -> bool:
         """True when the lungs are clear and the heart normal."""
-        return not (self.consolidation or self.effusion or self.cardiomegaly or self.edema
-                    or self.hyperinflation)  # fmt: skip
+        return not (
+            self.consolidation
+            or self.effusion
+            or self.cardiomegaly
+            or self.edema
+            or self.hyperinflation
+        )
 
 
 def zone_box(box: tuple[float, float, float, float], size: int) -> tuple[slice, slice]:
@@ -127,9 +132,9 @@ def render_chest(rng: np.random.Generator, findings: ChestFindings, size: int) -
     img[_ellipse(yy, xx, 0.58 + jitter[3], heart_cx, 0.12, heart_rx) <= 1] = _SOFT + 0.06
     img[np.abs(xx - 0.5) < 0.022] += 0.06
     # clavicles
-    for side in (-1.0, 1.0):
+    for sign in (-1.0, 1.0):
         clavicle = np.abs(yy - (0.13 + 0.1 * np.abs(xx - 0.5))) < 0.012
-        img[clavicle & (side * (xx - 0.5) > 0.03) & (side * (xx - 0.5) < 0.33)] = _BONE * 0.85
+        img[clavicle & (sign * (xx - 0.5) > 0.03) & (sign * (xx - 0.5) < 0.33)] = _BONE * 0.85
     if findings.edema:
         for cx in (0.36, 0.64):
             hilum = np.exp(-_ellipse(yy, xx, 0.47, cx, 0.12, 0.09))

@@ -55,7 +55,7 @@ def make_ecg_spec(
     """
     rr = 60.0 / heart_rate
     qtc = int(rng.integers(395, 465))
-    qt = int(round(qtc * np.sqrt(rr)))
+    qt = round(qtc * np.sqrt(rr))
     pr = None if rhythm == "atrial_fibrillation" else int(rng.integers(128, 200))
     return EcgSpec(
         rhythm=rhythm,
@@ -156,21 +156,23 @@ def simulate_ecg(rng: np.random.Generator, spec: EcgSpec) -> np.ndarray:
         dipole += _fibrillatory_waves(rng, t)
     projected = _lead_matrix() @ dipole  # I, II, V1..V6
     lead_i, lead_ii = projected[0], projected[1]
-    limb = np.stack([
-        lead_i,
-        lead_ii,
-        lead_ii - lead_i,  # III (Einthoven)
-        -(lead_i + lead_ii) / 2,  # aVR (Goldberger)
-        lead_i - lead_ii / 2,  # aVL
-        lead_ii - lead_i / 2,  # aVF
-    ])  # fmt: skip
+    limb = np.stack(
+        [
+            lead_i,
+            lead_ii,
+            lead_ii - lead_i,  # III (Einthoven)
+            -(lead_i + lead_ii) / 2,  # aVR (Goldberger)
+            lead_i - lead_ii / 2,  # aVL
+            lead_ii - lead_i / 2,  # aVF
+        ]
+    )
     signal = np.concatenate([limb, projected[2:]])
     signal += _baseline_wander(rng, t) + rng.normal(0.0, 0.012, signal.shape)
     return signal.astype(np.float16)
 
 
 def _fibrillatory_waves(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
-    """Chaotic atrial activity: 4-9 Hz oscillations with drifting amplitude, mostly right-anterior."""
+    """Chaotic atrial activity: 4-9 Hz waves of drifting amplitude, mostly right-anterior."""
     f = np.zeros_like(t)
     for _ in range(3):
         freq = rng.uniform(4.0, 9.0)

@@ -64,7 +64,8 @@ def _prepare_out_dir(out_dir: Path) -> None:
             previous = {}
         if previous.get("generator") != "clinical-llm data synth":
             raise BadInputError(
-                f"{out_dir}: folder is not empty and holds no synthetic cohort; choose an empty or new folder"
+                f"{out_dir}: folder is not empty and holds no synthetic cohort; choose an empty "
+                "or new folder"
             )
         for name in _OUTPUTS:
             target = out_dir / name
@@ -215,7 +216,7 @@ def generate_cohort(
         "files": {
             name: {"sha256": _sha256(out_dir / name), "bytes": (out_dir / name).stat().st_size}
             for name in (RECORDS_NAME, PHI_NAME)
-        },  # fmt: skip
+        },
     }
     manifest_path = out_dir / MANIFEST_NAME
     manifest_path.write_text(

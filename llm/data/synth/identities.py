@@ -131,6 +131,11 @@ def _phone(rng: np.random.Generator) -> str:
     return f"{area}.555.{line}"
 
 
+def _ssn(rng: np.random.Generator) -> str:
+    area, group, serial = rng.integers(10, 99), rng.integers(10, 99), rng.integers(1000, 9999)
+    return f"9{area}-{group}-{serial}"  # area numbers 900-999 are never issued
+
+
 def make_identity(rng: np.random.Generator, *, sex: str, birth_date: date) -> Identity:
     """Invent a patient's identity and care team.
 
@@ -157,7 +162,7 @@ def make_identity(rng: np.random.Generator, *, sex: str, birth_date: date) -> Id
         patient=patient,
         birth_date=birth_date,
         mrn=f"{int(rng.integers(10**6, 10**8)):08d}",
-        ssn=f"9{int(rng.integers(10, 99))}-{int(rng.integers(10, 99))}-{int(rng.integers(1000, 9999))}",
+        ssn=_ssn(rng),
         street=f"{int(rng.integers(2, 9800))} {pick(rng, STREETS)} {pick(rng, STREET_KINDS)}",
         city_line=f"{city}, {state} {zip3}{int(rng.integers(0, 100)):02d}",
         phone=_phone(rng),

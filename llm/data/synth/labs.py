@@ -50,9 +50,17 @@ LAB_TESTS: dict[str, LabTest] = {
 
 # The basic panel every admission gets (CBC + BMP); anion gap is derived from it.
 ADMISSION_PANEL = (
-    "wbc", "hemoglobin", "platelets", "sodium", "potassium", "chloride", "bicarbonate", "bun",
-    "creatinine", "glucose",
-)  # fmt: skip
+    "wbc",
+    "hemoglobin",
+    "platelets",
+    "sodium",
+    "potassium",
+    "chloride",
+    "bicarbonate",
+    "bun",
+    "creatinine",
+    "glucose",
+)
 # Drawn on the morning of discharge; the readmission rule counts abnormal ones.
 DISCHARGE_PANEL = ("sodium", "potassium", "creatinine", "hemoglobin")
 

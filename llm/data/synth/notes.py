@@ -25,11 +25,13 @@ AGE_IS_PHI_ABOVE = 89  # HIPAA Safe Harbor: ages over 89 are identifiers
 
 BACKGROUND = {
     "heart_failure": "{They} has a known reduced ejection fraction and takes furosemide at home.",
-    "copd_exacerbation": "{They} uses tiotropium and an albuterol inhaler at home and has a 40 pack-year smoking history.",
-    "diabetic_ketoacidosis": "{They} has insulin-requiring diabetes and reports running out of insulin.",
+    "copd_exacerbation": "{They} uses tiotropium and an albuterol inhaler at home and has a 40 "
+    "pack-year smoking history.",
+    "diabetic_ketoacidosis": "{They} has insulin-requiring diabetes and reports running out of "
+    "insulin.",
     "atrial_fibrillation": "{They} has never had these symptoms before.",
     "myocardial_infarction": "{They} has no prior cardiac catheterization.",
-}  # fmt: skip
+}
 SEPSIS_SOURCE_SYMPTOM = {
     "urinary": "dysuria and right flank pain",
     "skin": "a red, hot, swollen left lower leg",
@@ -62,7 +64,7 @@ class NoteWriter:
     def date(self, d: date | datetime, style: int) -> Phi:
         return Phi(format_date(d, style), "DATE")
 
-    def datetime(self, d: datetime, style: int) -> Phi:
+    def date_time(self, d: datetime, style: int) -> Phi:
         return Phi(format_datetime(d, style), "DATE")
 
     def age(self) -> str | Phi:
@@ -95,8 +97,11 @@ class NoteWriter:
             name=self.name(self.who.patient),
             mrn=Phi(self.who.mrn, "MRN"),
         )
-        b.line("Date of birth: {dob}    Date of service: {when}",
-               dob=self.date(self.who.birth_date, style), when=self.date(when, style + 1))  # fmt: skip
+        b.line(
+            "Date of birth: {dob}    Date of service: {when}",
+            dob=self.date(self.who.birth_date, style),
+            when=self.date(when, style + 1),
+        )
         b.add("\n")
 
     def history(self) -> str:
@@ -125,8 +130,10 @@ class NoteWriter:
             if v["spo2"] >= 92
             else pick(self.rng, ("on 2 L nasal cannula", "on room air"))
         )
-        return (f"T {v['temp_c']:.1f} C, HR {v['heart_rate']:.0f}, BP {v['sbp']:.0f}/{v['dbp']:.0f}, "
-                f"RR {v['resp_rate']:.0f}, SpO2 {v['spo2']:.0f}% {o2}")  # fmt: skip
+        return (
+            f"T {v['temp_c']:.1f} C, HR {v['heart_rate']:.0f}, BP {v['sbp']:.0f}/{v['dbp']:.0f}, "
+            f"RR {v['resp_rate']:.0f}, SpO2 {v['spo2']:.0f}% {o2}"
+        )
 
     def labs_text(self, labs: dict[str, float]) -> str:
         shown = [k for k in labs if k in LAB_TESTS]
@@ -134,14 +141,19 @@ class NoteWriter:
 
     def signature(self, b: NoteBuilder, person: Person, when: datetime) -> None:
         style = int(self.rng.integers(6))
-        template = pick(self.rng, ("Electronically signed by Dr. {dr}, {when}",
-                                   "Dr. {dr}, pager {phone}, {when}",
-                                   "Signed: Dr. {dr} on {when}"))  # fmt: skip
+        template = pick(
+            self.rng,
+            (
+                "Electronically signed by Dr. {dr}, {when}",
+                "Dr. {dr}, pager {phone}, {when}",
+                "Signed: Dr. {dr} on {when}",
+            ),
+        )
         b.add("\n")
         b.line(
             template,
             dr=self.name(person),
-            when=self.datetime(when, style),
+            when=self.date_time(when, style),
             phone=Phi(self.who.clinic_phone, "PHONE"),
         )
 
@@ -149,29 +161,64 @@ class NoteWriter:
     def admission_hp(self) -> tuple[str, list[PhiSpan]]:
         """The admission history and physical (``progress_note`` of the index encounter)."""
         f, b, rng = self.facts, NoteBuilder(), self.rng
-        self.header(b, pick(rng, ("Admission History and Physical", "Internal Medicine Admission Note",
-                                  "Hospitalist H&P")), f.admit)  # fmt: skip
-        b.line("Attending: Dr. {att}    Resident: Dr. {res}",
-               att=self.name(self.who.attending), res=self.name(self.who.resident))  # fmt: skip
-        b.section("CHIEF COMPLAINT", pick(rng, ('"{cc}"', "{cc}", "{cc} for 2 days", "{cc}, worsening")),
-                  cc=f.chief_complaint.capitalize())  # fmt: skip
+        self.header(
+            b,
+            pick(
+                rng,
+                (
+                    "Admission History and Physical",
+                    "Internal Medicine Admission Note",
+                    "Hospitalist H&P",
+                ),
+            ),
+            f.admit,
+        )
+        b.line(
+            "Attending: Dr. {att}    Resident: Dr. {res}",
+            att=self.name(self.who.attending),
+            res=self.name(self.who.resident),
+        )
+        b.section(
+            "CHIEF COMPLAINT",
+            pick(rng, ('"{cc}"', "{cc}", "{cc} for 2 days", "{cc}, worsening")),
+            cc=f.chief_complaint.capitalize(),
+        )
         b.section("HISTORY OF PRESENT ILLNESS")
         self.patient_ref(b)
-        b.fill(pick(rng, (" is a {age}-year-old {noun} with {hx} who presents with {sx}.",
-                          " is a {age}-year-old {noun} with {hx}, here with {sx}.",
-                          ", a {age}-year-old {noun} with {hx}, came to the emergency department reporting {sx}.")),
-               age=self.age(), noun=self.noun(), hx=self.history(), sx=join_phrases(self.symptoms()))  # fmt: skip
+        b.fill(
+            pick(
+                rng,
+                (
+                    " is a {age}-year-old {noun} with {hx} who presents with {sx}.",
+                    " is a {age}-year-old {noun} with {hx}, here with {sx}.",
+                    ", a {age}-year-old {noun} with {hx}, came to the emergency department "
+                    "reporting {sx}.",
+                ),
+            ),
+            age=self.age(),
+            noun=self.noun(),
+            hx=self.history(),
+            sx=join_phrases(self.symptoms()),
+        )
         if not f.degraded and f.primary in BACKGROUND:
             b.fill(" " + BACKGROUND[f.primary], They=self.pronoun())
         if f.priors:
             last = f.priors[-1]
-            b.fill(" {They} was last seen on {when} for {why}.", They=self.pronoun(),
-                   when=self.date(last.start, int(rng.integers(6))), why=last.reason[2])  # fmt: skip
+            b.fill(
+                " {They} was last seen on {when} for {why}.",
+                They=self.pronoun(),
+                when=self.date(last.start, int(rng.integers(6))),
+                why=last.reason[2],
+            )
         if rng.random() < 0.5:
-            b.fill(" History obtained from the patient and {rel_role} {rel}, reachable at {phone}.",
-                   rel_role="his " + self.who.relative_role if f.demographics["sex"] == "male"
-                   else "her " + self.who.relative_role,
-                   rel=self.name(self.who.relative), phone=Phi(self.who.relative_phone, "PHONE"))  # fmt: skip
+            b.fill(
+                " History obtained from the patient and {rel_role} {rel}, reachable at {phone}.",
+                rel_role="his " + self.who.relative_role
+                if f.demographics["sex"] == "male"
+                else "her " + self.who.relative_role,
+                rel=self.name(self.who.relative),
+                phone=Phi(self.who.relative_phone, "PHONE"),
+            )
         b.add("\n")
         b.section("PAST MEDICAL HISTORY")
         if f.comorbidities:
@@ -210,8 +257,10 @@ class NoteWriter:
         )
         b.section("PHYSICAL EXAM")
         b.line("Vitals: " + self.vitals_text(f.vitals_admit) + ".")
-        b.line(pick(rng, ("Notable for {ex}.", "Exam shows {ex}.", "On examination there is {ex}.")),
-               ex=join_phrases(self.exam()))  # fmt: skip
+        b.line(
+            pick(rng, ("Notable for {ex}.", "Exam shows {ex}.", "On examination there is {ex}.")),
+            ex=join_phrases(self.exam()),
+        )
         b.line(
             pick(
                 rng,
@@ -261,8 +310,13 @@ class NoteWriter:
         b.section("CHIEF COMPLAINT", "{cc}", cc=f.chief_complaint.capitalize())
         b.section("HISTORY OF PRESENT ILLNESS")
         self.patient_ref(b)
-        b.fill(" is a {age}-year-old {noun} with {hx} who presented with {sx}.", age=self.age(),
-               noun=self.noun(), hx=self.history(), sx=join_phrases(self.symptoms()))  # fmt: skip
+        b.fill(
+            " is a {age}-year-old {noun} with {hx} who presented with {sx}.",
+            age=self.age(),
+            noun=self.noun(),
+            hx=self.history(),
+            sx=join_phrases(self.symptoms()),
+        )
         n = f.prior_admissions_year
         if n == 0:
             b.fill(
@@ -275,9 +329,18 @@ class NoteWriter:
                 )
             )
         else:
-            b.fill(pick(rng, (" {They} has had {n} hospital admission{s} in the past 12 months.",
-                              " {They} was admitted {n} time{s} in the past year.")),
-                   They=self.pronoun(), n=str(n), s="" if n == 1 else "s")  # fmt: skip
+            b.fill(
+                pick(
+                    rng,
+                    (
+                        " {They} has had {n} hospital admission{s} in the past 12 months.",
+                        " {They} was admitted {n} time{s} in the past year.",
+                    ),
+                ),
+                They=self.pronoun(),
+                n=str(n),
+                s="" if n == 1 else "s",
+            )
         b.fill(
             " {They} lives alone." if f.lives_alone else " {They} lives {h}.",
             They=self.pronoun(),
@@ -323,18 +386,32 @@ class NoteWriter:
         b.section("DISCHARGE CONDITION", condition + ".")
         b.section("DISCHARGE DISPOSITION", DISPOSITION_TEXT[f.disposition])
         b.section("FOLLOW-UP")
-        b.line(pick(rng, ("Follow up with Dr. {pcp} at {clinic} within 7 days; phone {ph}, fax {fax}.",
-                          "Appointment with Dr. {pcp}, {clinic}, in 1-2 weeks. Clinic phone {ph}; fax {fax}.")),
-               pcp=self.name(self.who.pcp), clinic=Phi(self.who.clinic, "HOSPITAL"),
-               ph=Phi(self.who.clinic_phone, "PHONE"), fax=Phi(self.who.clinic_fax, "FAX"))  # fmt: skip
+        b.line(
+            pick(
+                rng,
+                (
+                    "Follow up with Dr. {pcp} at {clinic} within 7 days; phone {ph}, fax {fax}.",
+                    "Appointment with Dr. {pcp}, {clinic}, in 1-2 weeks. Clinic phone {ph}; fax "
+                    "{fax}.",
+                ),
+            ),
+            pcp=self.name(self.who.pcp),
+            clinic=Phi(self.who.clinic, "HOSPITAL"),
+            ph=Phi(self.who.clinic_phone, "PHONE"),
+            fax=Phi(self.who.clinic_fax, "FAX"),
+        )
         b.line(
             "Patient contact: {ph}, {email}.",
             ph=Phi(self.who.phone, "PHONE"),
             email=Phi(self.who.email, "EMAIL"),
         )
         if rng.random() < 0.3:
-            b.line("Registration on file: SSN {ssn}; {street}, {city}.", ssn=Phi(self.who.ssn, "SSN"),
-                   street=Phi(self.who.street, "ADDRESS"), city=Phi(self.who.city_line, "ADDRESS"))  # fmt: skip
+            b.line(
+                "Registration on file: SSN {ssn}; {street}, {city}.",
+                ssn=Phi(self.who.ssn, "SSN"),
+                street=Phi(self.who.street, "ADDRESS"),
+                city=Phi(self.who.city_line, "ADDRESS"),
+            )
         self.signature(b, self.who.attending, f.discharge)
         return b.text(), b.spans
 
@@ -354,15 +431,30 @@ class NoteWriter:
         )
         b.section("HISTORY OF PRESENT ILLNESS")
         self.patient_ref(b)
-        b.fill(" is a {age}-year-old {noun} with {hx} seen for {why}.", age=self.age(), noun=self.noun(),
-               hx=self.history(), why=prior.reason[2])  # fmt: skip
+        b.fill(
+            " is a {age}-year-old {noun} with {hx} seen for {why}.",
+            age=self.age(),
+            noun=self.noun(),
+            hx=self.history(),
+            why=prior.reason[2],
+        )
         b.add("\n")
         b.section("PHYSICAL EXAM")
         b.line("Vitals: " + self.vitals_text(prior.vitals) + ".")
         b.section("ASSESSMENT AND PLAN")
-        b.line("{d} ({c}). {plan}", d=prior.reason[1], c=prior.reason[0],
-               plan=pick(rng, ("Return precautions reviewed.", "Follow up in clinic in 4 weeks.",
-                               "Continue current medications.")))  # fmt: skip
+        b.line(
+            "{d} ({c}). {plan}",
+            d=prior.reason[1],
+            c=prior.reason[0],
+            plan=pick(
+                rng,
+                (
+                    "Return precautions reviewed.",
+                    "Follow up in clinic in 4 weeks.",
+                    "Continue current medications.",
+                ),
+            ),
+        )
         self.signature(
             b, self.who.pcp if prior.kind == "outpatient" else self.who.attending, prior.end
         )

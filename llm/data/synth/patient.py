@@ -19,11 +19,12 @@ import numpy as np
 from llm.data.io import record_to_json
 from llm.data.phi import NotePhi, PhiSpan
 from llm.data.schema import (
+    Demographics,
     Diagnosis,
     Encounter,
     Image,
-    Labels,
     Lab,
+    Labels,
     Note,
     PatientRecord,
     Vital,
@@ -83,8 +84,17 @@ def _labs(values: dict[str, float], when: datetime) -> list[Lab]:
     out = []
     for key, value in values.items():
         t = LAB_TESTS[key]
-        out.append(Lab(code=t.code, name=t.name, value=round(value, t.decimals), unit=t.unit,
-                       time=_iso(when), ref_low=t.ref_low, ref_high=t.ref_high))  # fmt: skip
+        out.append(
+            Lab(
+                code=t.code,
+                name=t.name,
+                value=round(value, t.decimals),
+                unit=t.unit,
+                time=_iso(when),
+                ref_low=t.ref_low,
+                ref_high=t.ref_high,
+            )
+        )
     return out
 
 
@@ -151,12 +161,22 @@ def generate_patient(job: PatientJob, index: int) -> PatientResult:
         text, spans = writer.visit_note(prior)
         note = Note(note_id=f"{pid}-E{k}-N1", type="progress_note", text=text, time=_iso(prior.end))
         notes.append((note, spans))
-        encounters.append(Encounter(
-            encounter_id=f"{pid}-E{k}", time=_iso(prior.start), end_time=_iso(prior.end), kind=prior.kind,
-            notes=[note], labs=_labs(prior.labs, prior.start + timedelta(minutes=40)) if prior.kind != "outpatient" else [],
-            vitals=_vitals(prior.vitals, prior.start + timedelta(minutes=5)),
-            diagnoses=[Diagnosis(code=prior.reason[0], description=prior.reason[1], primary=True)],
-        ))  # fmt: skip
+        encounters.append(
+            Encounter(
+                encounter_id=f"{pid}-E{k}",
+                time=_iso(prior.start),
+                end_time=_iso(prior.end),
+                kind=prior.kind,
+                notes=[note],
+                labs=_labs(prior.labs, prior.start + timedelta(minutes=40))
+                if prior.kind != "outpatient"
+                else [],
+                vitals=_vitals(prior.vitals, prior.start + timedelta(minutes=5)),
+                diagnoses=[
+                    Diagnosis(code=prior.reason[0], description=prior.reason[1], primary=True)
+                ],
+            )
+        )
 
     k = len(facts.priors) + 1
     eid = f"{pid}-E{k}"
@@ -166,70 +186,125 @@ def generate_patient(job: PatientJob, index: int) -> PatientResult:
     image_rel, waveform_rel = f"images/{pid}/{image_id}.dcm", f"waveforms/{pid}/{waveform_id}.npy"
 
     pixels = render_chest(rngs["image"], facts.chest, job.image_size)
-    write_chest_dicom(job.out_dir / image_rel, pixels, DicomPatient(
-        name=f"{who.patient.last}^{who.patient.first}", mrn=who.mrn,
-        sex={"female": "F", "male": "M"}.get(str(facts.demographics["sex"]), "O"), age_years=age,
-        birth_date=who.birth_date, study_time=cxr_time, accession=who.accession, institution=who.hospital,
-        referring_physician=f"{who.attending.last}^{who.attending.first}", view=facts.chest.view,
-    ), uid_key=f"{job.seed}/{pid}/{image_id}")  # fmt: skip
+    write_chest_dicom(
+        job.out_dir / image_rel,
+        pixels,
+        DicomPatient(
+            name=f"{who.patient.last}^{who.patient.first}",
+            mrn=who.mrn,
+            sex={"female": "F", "male": "M"}.get(str(facts.demographics["sex"]), "O"),
+            age_years=age,
+            birth_date=who.birth_date,
+            study_time=cxr_time,
+            accession=who.accession,
+            institution=who.hospital,
+            referring_physician=f"{who.attending.last}^{who.attending.first}",
+            view=facts.chest.view,
+        ),
+        uid_key=f"{job.seed}/{pid}/{image_id}",
+    )
     signal = simulate_ecg(rngs["ecg"], facts.ecg)
     (job.out_dir / waveform_rel).parent.mkdir(parents=True, exist_ok=True)
     np.save(job.out_dir / waveform_rel, signal, allow_pickle=False)
 
     index_notes = [
         ("progress_note", writer.admission_hp(), facts.admit + timedelta(hours=3)),
-        ("radiology_report", radiology_report(writer, facts.chest, cxr_time, cxr_time + timedelta(hours=1)),
-         cxr_time + timedelta(hours=1)),
-        ("ecg_report", ecg_report(writer, facts.ecg, ecg_time, ecg_time + timedelta(hours=2)),
-         ecg_time + timedelta(hours=2)),
+        (
+            "radiology_report",
+            radiology_report(writer, facts.chest, cxr_time, cxr_time + timedelta(hours=1)),
+            cxr_time + timedelta(hours=1),
+        ),
+        (
+            "ecg_report",
+            ecg_report(writer, facts.ecg, ecg_time, ecg_time + timedelta(hours=2)),
+            ecg_time + timedelta(hours=2),
+        ),
         ("discharge_summary", writer.discharge_summary(), facts.discharge),
-    ]  # fmt: skip
+    ]
     enc_notes = []
     for j, (kind, (text, spans), when) in enumerate(index_notes, start=1):
         note = Note(note_id=f"{eid}-N{j}", type=kind, text=text, time=_iso(when))
         notes.append((note, spans))
         enc_notes.append(note)
     lab_discharge_time = facts.discharge.replace(hour=5, minute=30)
-    encounters.append(Encounter(
-        encounter_id=eid, time=_iso(facts.admit), end_time=_iso(facts.discharge), kind="inpatient",
-        notes=enc_notes,
-        labs=_labs(facts.labs_admit, facts.admit + timedelta(minutes=40))
-        + _labs(facts.labs_discharge, lab_discharge_time),
-        vitals=_vitals(facts.vitals_admit, facts.admit + timedelta(minutes=5))
-        + _vitals(facts.vitals_discharge, facts.discharge - timedelta(hours=2)),
-        diagnoses=[Diagnosis(code=facts.primary_code[0], description=facts.primary_code[1], primary=True)]
-        + [Diagnosis(code=c.code, description=c.description) for c in facts.comorbidities],
-        images=[Image(path=image_rel, modality="DX", format="dicom", image_id=image_id, view=facts.chest.view,
-                      time=_iso(cxr_time))],
-        waveforms=[Waveform(path=waveform_rel, kind="ecg", sampling_hz=float(SAMPLING_HZ), leads=list(LEADS),
-                            format="npy", waveform_id=waveform_id, time=_iso(ecg_time))],
-    ))  # fmt: skip
+    encounters.append(
+        Encounter(
+            encounter_id=eid,
+            time=_iso(facts.admit),
+            end_time=_iso(facts.discharge),
+            kind="inpatient",
+            notes=enc_notes,
+            labs=_labs(facts.labs_admit, facts.admit + timedelta(minutes=40))
+            + _labs(facts.labs_discharge, lab_discharge_time),
+            vitals=_vitals(facts.vitals_admit, facts.admit + timedelta(minutes=5))
+            + _vitals(facts.vitals_discharge, facts.discharge - timedelta(hours=2)),
+            diagnoses=[
+                Diagnosis(
+                    code=facts.primary_code[0], description=facts.primary_code[1], primary=True
+                )
+            ]
+            + [Diagnosis(code=c.code, description=c.description) for c in facts.comorbidities],
+            images=[
+                Image(
+                    path=image_rel,
+                    modality="DX",
+                    format="dicom",
+                    image_id=image_id,
+                    view=facts.chest.view,
+                    time=_iso(cxr_time),
+                )
+            ],
+            waveforms=[
+                Waveform(
+                    path=waveform_rel,
+                    kind="ecg",
+                    sampling_hz=float(SAMPLING_HZ),
+                    leads=list(LEADS),
+                    format="npy",
+                    waveform_id=waveform_id,
+                    time=_iso(ecg_time),
+                )
+            ],
+        )
+    )
     v = facts.vitals_admit
-    labels = {
+    triage = triage_rule(
+        heart_rate=v["heart_rate"],
+        sbp=v["sbp"],
+        resp_rate=v["resp_rate"],
+        spo2=v["spo2"],
+        temp_c=v["temp_c"],
+    )
+    readmission = readmission_rule(readmission_inputs(facts))
+    labels: dict[str, str | int] = {
         "primary_diagnosis": facts.primary,
-        "readmission_30d": readmission_rule(readmission_inputs(facts)),
-        "triage_level": triage_rule(
-            heart_rate=v["heart_rate"],
-            sbp=v["sbp"],
-            resp_rate=v["resp_rate"],
-            spo2=v["spo2"],
-            temp_c=v["temp_c"],
-        ),  # fmt: skip
+        "readmission_30d": readmission,
+        "triage_level": triage,
         "rhythm": facts.ecg.rhythm,
     }
     record = PatientRecord(
         patient_id=pid,
-        demographics=facts.demographics,  # type: ignore[arg-type]
+        demographics=Demographics.model_validate(facts.demographics),
         encounters=encounters,
-        labels=Labels(**labels),  # type: ignore[arg-type]
+        labels=Labels(
+            primary_diagnosis=facts.primary,
+            readmission_30d="yes" if readmission == "yes" else "no",
+            triage_level=triage,
+            rhythm=facts.ecg.rhythm,
+        ),
         source="synthetic",
     )
     phi_lines = []
     phi_types: dict[str, int] = {}
     for note, spans in notes:
         if spans:
-            phi_lines.append(json.dumps(NotePhi(patient_id=pid, note_id=note.note_id, spans=spans).model_dump(),
-                                        ensure_ascii=False, separators=(",", ":")))  # fmt: skip
+            phi_lines.append(
+                json.dumps(
+                    NotePhi(patient_id=pid, note_id=note.note_id, spans=spans).model_dump(),
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                )
+            )
         for s in spans:
             phi_types[s.entity_type] = phi_types.get(s.entity_type, 0) + 1
     return PatientResult(

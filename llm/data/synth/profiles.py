@@ -11,9 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 DIAGNOSES = (
-    "pneumonia", "heart_failure", "copd_exacerbation", "sepsis", "acute_kidney_injury",
-    "atrial_fibrillation", "diabetic_ketoacidosis", "myocardial_infarction",
-)  # fmt: skip
+    "pneumonia",
+    "heart_failure",
+    "copd_exacerbation",
+    "sepsis",
+    "acute_kidney_injury",
+    "atrial_fibrillation",
+    "diabetic_ketoacidosis",
+    "myocardial_infarction",
+)
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,8 @@ PROFILES: dict[str, Profile] = {
                 "Incentive spirometry and early mobilization.",
             ),
             (
-                "treated with IV ceftriaxone and azithromycin, transitioned to oral amoxicillin-clavulanate",
+                "treated with IV ceftriaxone and azithromycin, transitioned to oral "
+                "amoxicillin-clavulanate",
                 "defervesced by hospital day 2 and weaned off supplemental oxygen",
                 "sputum culture grew Streptococcus pneumoniae sensitive to ceftriaxone",
             ),
@@ -361,7 +368,8 @@ PROFILES: dict[str, Profile] = {
             ),
             (
                 "treated with an insulin infusion and IV fluids per protocol",
-                "anion gap closed within 18 hours and the patient transitioned to subcutaneous insulin",
+                "anion gap closed within 18 hours and the patient transitioned to subcutaneous "
+                "insulin",
                 "met with the diabetes educator",
             ),
         ),
@@ -372,11 +380,13 @@ PROFILES: dict[str, Profile] = {
                 ("I21.4", "Non-ST elevation (NSTEMI) myocardial infarction"),
                 (
                     "I21.19",
-                    "ST elevation (STEMI) myocardial infarction involving other coronary artery of inferior wall",
+                    "ST elevation (STEMI) myocardial infarction involving other coronary artery "
+                    "of inferior wall",
                 ),
                 (
                     "I21.09",
-                    "ST elevation (STEMI) myocardial infarction involving other coronary artery of anterior wall",
+                    "ST elevation (STEMI) myocardial infarction involving other coronary artery "
+                    "of anterior wall",
                 ),
             ),
             67,
@@ -397,7 +407,8 @@ PROFILES: dict[str, Profile] = {
             ),
             ("diaphoresis", "an S4 gallop", "clear lungs", "no reproducible chest wall tenderness"),
             (
-                "Aspirin 325 mg, ticagrelor load, heparin infusion and high-intensity atorvastatin.",
+                "Aspirin 325 mg, ticagrelor load, heparin infusion and high-intensity "
+                "atorvastatin.",
                 "Emergent cardiac catheterization.",
                 "Metoprolol tartrate as blood pressure allows.",
                 "Serial troponins and ECGs.",
@@ -415,22 +426,29 @@ PROFILES: dict[str, Profile] = {
 # Vague wording a poorly documented note uses instead of the evidence above.
 VAGUE_COMPLAINTS = ("not feeling well", "weakness", "feeling tired", "general malaise")
 VAGUE_SYMPTOMS = (
-    "generalized weakness", "not feeling well for a few days", "fatigue", "decreased appetite",
-    "some discomfort that was hard to characterize", "feeling off",
-)  # fmt: skip
+    "generalized weakness",
+    "not feeling well for a few days",
+    "fatigue",
+    "decreased appetite",
+    "some discomfort that was hard to characterize",
+    "feeling off",
+)
 VAGUE_EXAM = (
     "a limited examination",
     "no acute distress on brief exam",
     "an exam limited by cooperation",
 )
 VAGUE_PLAN = (
-    "Admit for further evaluation and management.", "Supportive care; labs in the morning.",
-    "Monitor and reassess.", "Continue home medications as appropriate.",
-)  # fmt: skip
+    "Admit for further evaluation and management.",
+    "Supportive care; labs in the morning.",
+    "Monitor and reassess.",
+    "Continue home medications as appropriate.",
+)
 VAGUE_COURSE = (
-    "was managed supportively and improved", "was monitored on the medical floor",
+    "was managed supportively and improved",
+    "was monitored on the medical floor",
     "received symptomatic treatment and felt better over several days",
-)  # fmt: skip
+)
 
 SEPSIS_SOURCE_TEXT = {
     "urinary": (
@@ -466,21 +484,68 @@ class Comorbidity:
 COMORBIDITIES = (
     Comorbidity("hypertension", "I10", "Essential (primary) hypertension", "hypertension", 0.55),
     Comorbidity("hyperlipidemia", "E78.5", "Hyperlipidemia, unspecified", "hyperlipidemia", 0.38),
-    Comorbidity("diabetes", "E11.9", "Type 2 diabetes mellitus without complications", "type 2 diabetes", 0.26),
-    Comorbidity("cad", "I25.10", "Atherosclerotic heart disease of native coronary artery", "coronary artery disease", 0.18, 40),
-    Comorbidity("ckd", "N18.30", "Chronic kidney disease, stage 3 unspecified", "chronic kidney disease stage 3", 0.16, 40),
-    Comorbidity("copd", "J44.9", "Chronic obstructive pulmonary disease, unspecified", "COPD", 0.13, 40),
-    Comorbidity("chf", "I50.22", "Chronic systolic (congestive) heart failure", "chronic systolic heart failure", 0.10, 45),
-    Comorbidity("afib", "I48.20", "Chronic atrial fibrillation, unspecified", "chronic atrial fibrillation", 0.08, 50),
+    Comorbidity(
+        "diabetes",
+        "E11.9",
+        "Type 2 diabetes mellitus without complications",
+        "type 2 diabetes",
+        0.26,
+    ),
+    Comorbidity(
+        "cad",
+        "I25.10",
+        "Atherosclerotic heart disease of native coronary artery",
+        "coronary artery disease",
+        0.18,
+        40,
+    ),
+    Comorbidity(
+        "ckd",
+        "N18.30",
+        "Chronic kidney disease, stage 3 unspecified",
+        "chronic kidney disease stage 3",
+        0.16,
+        40,
+    ),
+    Comorbidity(
+        "copd", "J44.9", "Chronic obstructive pulmonary disease, unspecified", "COPD", 0.13, 40
+    ),
+    Comorbidity(
+        "chf",
+        "I50.22",
+        "Chronic systolic (congestive) heart failure",
+        "chronic systolic heart failure",
+        0.10,
+        45,
+    ),
+    Comorbidity(
+        "afib",
+        "I48.20",
+        "Chronic atrial fibrillation, unspecified",
+        "chronic atrial fibrillation",
+        0.08,
+        50,
+    ),
     Comorbidity("obesity", "E66.9", "Obesity, unspecified", "obesity", 0.20),
     Comorbidity("hypothyroidism", "E03.9", "Hypothyroidism, unspecified", "hypothyroidism", 0.09),
     Comorbidity("depression", "F32.A", "Depression, unspecified", "depression", 0.12),
     Comorbidity("anemia", "D64.9", "Anemia, unspecified", "chronic anemia", 0.10),
-    Comorbidity("dementia", "F03.90", "Unspecified dementia without behavioral disturbance", "dementia", 0.10, 70),
+    Comorbidity(
+        "dementia",
+        "F03.90",
+        "Unspecified dementia without behavioral disturbance",
+        "dementia",
+        0.10,
+        70,
+    ),
     Comorbidity("tobacco", "F17.210", "Nicotine dependence, cigarettes", "tobacco use", 0.14),
-    Comorbidity("gerd", "K21.9", "Gastro-esophageal reflux disease without esophagitis", "GERD", 0.12),
-    Comorbidity("osteoarthritis", "M19.90", "Unspecified osteoarthritis", "osteoarthritis", 0.14, 40),
-)  # fmt: skip
+    Comorbidity(
+        "gerd", "K21.9", "Gastro-esophageal reflux disease without esophagitis", "GERD", 0.12
+    ),
+    Comorbidity(
+        "osteoarthritis", "M19.90", "Unspecified osteoarthritis", "osteoarthritis", 0.14, 40
+    ),
+)
 
 # Conditions that duplicate or contradict a primary diagnosis are not sampled with it.
 EXCLUDED_COMORBIDITIES = {

@@ -44,18 +44,28 @@ def chest_findings_text(w: NoteWriter, c: ChestFindings) -> tuple[list[str], lis
         impression.append("Limited study. No definite acute cardiopulmonary abnormality.")
     if c.consolidation:
         lobe = LOBE_OF_ZONE[c.consolidation]
-        findings.append(pick(rng, (f"Dense airspace consolidation in the {lobe}.",
-                                   f"Focal consolidation is present in the {lobe}.",
-                                   f"Lobar opacity with air bronchograms in the {lobe}, consistent with consolidation.")))  # fmt: skip
+        findings.append(
+            pick(
+                rng,
+                (
+                    f"Dense airspace consolidation in the {lobe}.",
+                    f"Focal consolidation is present in the {lobe}.",
+                    f"Lobar opacity with air bronchograms in the {lobe}, consistent with "
+                    "consolidation.",
+                ),
+            )
+        )
         impression.append(
-            f"{lobe.capitalize()} consolidation, compatible with pneumonia in the appropriate clinical setting."
+            f"{lobe.capitalize()} consolidation, compatible with pneumonia in the appropriate "
+            "clinical setting."
         )
     if c.hyperinflation:
         findings.append("The lungs are hyperinflated with flattening of the hemidiaphragms.")
         impression.append("Hyperinflation without focal consolidation.")
     if c.edema:
         findings.append(
-            "Perihilar haziness and pulmonary vascular congestion, consistent with interstitial edema."
+            "Perihilar haziness and pulmonary vascular congestion, consistent with interstitial "
+            "edema."
         )
         impression.append("Pulmonary vascular congestion and interstitial edema.")
     if len(c.effusion) == 2:
@@ -125,24 +135,33 @@ def radiology_report(
 def ecg_report(
     w: NoteWriter, spec: EcgSpec, taken: datetime, read: datetime
 ) -> tuple[str, list[PhiSpan]]:
-    """The 12-lead ECG report (FINDINGS with rate and intervals, INTERPRETATION naming the rhythm)."""
+    """The 12-lead ECG report: FINDINGS (rate, intervals), INTERPRETATION (names the rhythm)."""
     b, rng = NoteBuilder(), w.rng
     w.header(
         b, pick(rng, ("12-Lead Electrocardiogram", "Cardiology: ECG Report", "Resting ECG")), taken
     )
-    b.line("Acquired {when}", when=w.datetime(taken, int(rng.integers(6))))
+    b.line("Acquired {when}", when=w.date_time(taken, int(rng.integers(6))))
     rate = pick(rng, ("Ventricular rate {hr} bpm.", "Heart rate {hr} bpm.", "Rate {hr} bpm."))
     parts = [rate.format(hr=spec.heart_rate)]
     if spec.pr_ms is None:
         parts.append(
-            "Irregularly irregular rhythm without discernible P waves; fibrillatory baseline. PR interval not measurable."
+            "Irregularly irregular rhythm without discernible P waves; fibrillatory baseline. PR "
+            "interval not measurable."
         )
     else:
-        parts.append(pick(rng, ("Regular rhythm with an upright P wave before every QRS complex.",
-                                "P waves present and upright in II, each followed by a QRS complex.")))  # fmt: skip
+        parts.append(
+            pick(
+                rng,
+                (
+                    "Regular rhythm with an upright P wave before every QRS complex.",
+                    "P waves present and upright in II, each followed by a QRS complex.",
+                ),
+            )
+        )
         parts.append(f"PR interval {spec.pr_ms} ms.")
     parts.append(
-        f"QRS duration {spec.qrs_ms} ms. QT/QTc {spec.qt_ms}/{spec.qtc_ms} ms. QRS axis {spec.axis_deg} degrees."
+        f"QRS duration {spec.qrs_ms} ms. QT/QTc {spec.qt_ms}/{spec.qtc_ms} ms. QRS axis "
+        f"{spec.axis_deg} degrees."
     )
     parts.append(pick(rng, ST_FINDINGS[spec.st_pattern]))
     b.section("FINDINGS", " ".join(parts))
@@ -150,13 +169,18 @@ def ecg_report(
     if spec.rhythm == "atrial_fibrillation" and spec.heart_rate > 100:
         rhythm += " with rapid ventricular response"
     normal = spec.rhythm == "sinus" and spec.st_pattern is None
-    b.section("INTERPRETATION", rhythm + "." + ST_INTERPRETATION[spec.st_pattern]
-              + (" Normal ECG." if normal else " Abnormal ECG."))  # fmt: skip
+    b.section(
+        "INTERPRETATION",
+        rhythm
+        + "."
+        + ST_INTERPRETATION[spec.st_pattern]
+        + (" Normal ECG." if normal else " Abnormal ECG."),
+    )
     b.add("\n")
     b.line(
         "Confirmed by Dr. {dr} ({ph})",
         dr=w.name(w.who.cardiologist),
         ph=Phi(w.who.clinic_phone, "PHONE"),
     )
-    b.line("on {when}", when=w.datetime(read, int(rng.integers(6))))
+    b.line("on {when}", when=w.date_time(read, int(rng.integers(6))))
     return b.text(), b.spans

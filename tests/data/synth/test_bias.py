@@ -37,7 +37,9 @@ def test_biased_group_loses_evidence(cohort_dir: Path, biased_dir: Path) -> None
     for i in others:
         assert biased[i] == plain[i]
     # the diagnosis, and so the label, is the same; only its documentation is worse
-    assert [r.labels.primary_diagnosis for r in biased] == [r.labels.primary_diagnosis for r in plain]
+    assert [r.labels.primary_diagnosis for r in biased] == [
+        r.labels.primary_diagnosis for r in plain
+    ]
 
 
 def test_nothing_in_the_record_says_who_was_degraded(biased_dir: Path) -> None:
@@ -47,13 +49,16 @@ def test_nothing_in_the_record_says_who_was_degraded(biased_dir: Path) -> None:
     assert all(r.labels.other == {} and r.demographics.other == {} for r in records)
     manifest = json.loads((biased_dir / "manifest.json").read_text())
     group = sum(r.demographics.race_ethnicity == "Black" for r in records)
-    assert manifest["bias"] == [{"spec": "race_ethnicity=Black:1", "group_size": group, "degraded": group}]
+    assert manifest["bias"] == [
+        {"spec": "race_ethnicity=Black:1", "group_size": group, "degraded": group}
+    ]
     assert manifest["counts"]["degraded_patients"] == group
 
 
 def test_partial_strength_degrades_some(tmp_path: Path) -> None:
-    summary = generate_cohort(n_patients=80, seed=4, out_dir=tmp_path, workers=1,
-                              bias=[BiasSpec("sex", "female", 0.5)])  # fmt: skip
+    summary = generate_cohort(
+        n_patients=50, seed=4, out_dir=tmp_path, workers=1, bias=[BiasSpec("sex", "female", 0.5)]
+    )
     records, _ = load(tmp_path)
     women = [r for r in records if r.demographics.sex == "female"]
     missing = sum(not evidence_documented(r) for r in women)
@@ -63,7 +68,9 @@ def test_partial_strength_degrades_some(tmp_path: Path) -> None:
 
 
 def test_parse_bias() -> None:
-    assert parse_bias("race_ethnicity=Native American:0.25") == BiasSpec("race_ethnicity", "Native American", 0.25)
+    assert parse_bias("race_ethnicity=Native American:0.25") == BiasSpec(
+        "race_ethnicity", "Native American", 0.25
+    )
     assert parse_bias("age_band=80+:1") == BiasSpec("age_band", "80+", 1.0)
 
 

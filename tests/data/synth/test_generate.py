@@ -28,11 +28,17 @@ def test_records_are_valid_with_assets(cohort_dir: Path) -> None:
         assert index.kind == "inpatient"
         assert all(e.time < index.time for e in r.encounters[:-1])
         assert sorted(n.type for n in index.notes) == [
-            "discharge_summary", "ecg_report", "progress_note", "radiology_report",
-        ]  # fmt: skip
+            "discharge_summary",
+            "ecg_report",
+            "progress_note",
+            "radiology_report",
+        ]
         assert index.images[0].path == f"images/{r.patient_id}/{index.images[0].image_id}.dcm"
         assert index.images[0].modality == "DX"
-        assert index.waveforms[0].path == f"waveforms/{r.patient_id}/{index.waveforms[0].waveform_id}.npy"
+        assert (
+            index.waveforms[0].path
+            == f"waveforms/{r.patient_id}/{index.waveforms[0].waveform_id}.npy"
+        )
         assert sum(d.primary for d in index.diagnoses) == 1
         for note in r.all_notes():
             assert note.note_id.startswith(f"{r.patient_id}-E")
@@ -66,7 +72,10 @@ def test_manifest(cohort_dir: Path) -> None:
     manifest = json.loads((cohort_dir / "manifest.json").read_text())
     assert manifest["args"] == {"patients": COHORT_PATIENTS, "image_size": 128, "bias": []}
     for name in ("records.jsonl", "phi_spans.jsonl"):
-        assert manifest["files"][name]["sha256"] == hashlib.sha256((cohort_dir / name).read_bytes()).hexdigest()
+        assert (
+            manifest["files"][name]["sha256"]
+            == hashlib.sha256((cohort_dir / name).read_bytes()).hexdigest()
+        )
     records, _ = load(cohort_dir)
     counts = manifest["counts"]
     assert counts["patients"] == len(records)
@@ -98,7 +107,11 @@ def test_refuses_folder_of_other_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"n_patients": 0}, "--patients"), ({"image_size": 16}, "--image-size"), ({"seed": -1}, "--seed")],
+    [
+        ({"n_patients": 0}, "--patients"),
+        ({"image_size": 16}, "--image-size"),
+        ({"seed": -1}, "--seed"),
+    ],
 )
 def test_bad_arguments(tmp_path: Path, kwargs: dict[str, int], message: str) -> None:
     args = {"n_patients": 1, "seed": 0, "out_dir": tmp_path, "workers": 1, **kwargs}

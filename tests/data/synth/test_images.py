@@ -38,7 +38,7 @@ def test_dicom_tags_match_the_record(cohort_dir: Path) -> None:
         assert ds.StudyDate == (image.time or "")[:10].replace("-", "")
         assert ds.ViewPosition == image.view
         # the MRN and name in the DICOM are the ones the radiology report carries
-        report = [n for n in index_encounter(r).notes if n.type == "radiology_report"][0].text
+        report = next(n for n in index_encounter(r).notes if n.type == "radiology_report").text
         assert f"MRN {ds.PatientID}" in report
         last, first = str(ds.PatientName).split("^")
         assert f"Patient: {first} {last}" in report
@@ -64,7 +64,11 @@ def test_image_shows_what_findings_state(cohort_dir: Path) -> None:
             seen["consolidation"] += 1
         effusion = [s for s in findings.split(". ") if "effusion" in s and not s.startswith("No ")]
         if effusion:
-            sides = ["right", "left"] if "Bilateral" in effusion[0] else [w for w in ("right", "left") if w in effusion[0]]
+            sides = (
+                ["right", "left"]
+                if "Bilateral" in effusion[0]
+                else [w for w in ("right", "left") if w in effusion[0]]
+            )
             for side in sides:  # fluid density fills the costophrenic angle
                 assert _mean(pixels, COSTOPHRENIC[side]) > 0.55, r.patient_id
             seen["effusion"] += 1
@@ -74,9 +78,14 @@ def test_image_shows_what_findings_state(cohort_dir: Path) -> None:
         if ("Heart size is normal" in findings or "Normal cardiac" in findings) and not lobe:
             assert cardiothoracic_ratio(pixels) < 0.5, r.patient_id
         heart_normal = "enlarged" not in findings and "Cardiomegaly" not in findings
-        if "The lungs are clear" in findings and not effusion and heart_normal:  # zones dark and alike
+        if (
+            "The lungs are clear" in findings and not effusion and heart_normal
+        ):  # zones dark and alike
             means = [_mean(pixels, box) for box in ZONES.values()]
             assert max(means) < 0.35 and max(means) - min(means) < 0.08, r.patient_id
-            assert _mean(pixels, COSTOPHRENIC["right"]) < 0.35 and _mean(pixels, COSTOPHRENIC["left"]) < 0.35
+            assert (
+                _mean(pixels, COSTOPHRENIC["right"]) < 0.35
+                and _mean(pixels, COSTOPHRENIC["left"]) < 0.35
+            )
             seen["normal"] += 1
     assert all(seen.values()), seen  # the cohort exercised every check

@@ -1,4 +1,4 @@
-"""Labels recomputed from the written record (notes and structured fields) agree with the record's labels."""
+"""Labels recomputed from the written record (notes and structured fields) equal its labels."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ def readmission_inputs_from_text(r: PatientRecord) -> ReadmissionInputs:
     diagnosis = section(r, "discharge_summary", "DISCHARGE DIAGNOSIS")
     disposition = section(r, "discharge_summary", "DISCHARGE DISPOSITION")
     age = re.search(r"(\d+)-year-old", hpi)
-    prior = re.search(r"(no|\d+) (?:hospital admissions?|times?) in the past (?:year|12 months)", hpi, re.I)
+    prior = re.search(
+        r"(no|\d+) (?:hospital admissions?|times?) in the past (?:year|12 months)", hpi, re.I
+    )
     los = re.search(r"Length of stay (\d+) days", course)
     primary = re.search(r"Primary: .* \(([A-Z0-9.]+)\)", diagnosis)
     discharge_labs = re.search(r"Discharge labs: (.*)", course)
@@ -60,13 +62,18 @@ def test_readmission_rule_from_discharge_summary(cohort_dir: Path) -> None:
         assert facts.comorbidity_count == sum(not d.primary for d in index.diagnoses)
         assert facts.primary_diagnosis == r.labels.primary_diagnosis
         assert facts.prior_admissions_year == sum(
-            e.kind == "inpatient" and (admit - datetime.fromisoformat(e.time)).days <= 365 for e in r.encounters[:-1]
+            e.kind == "inpatient" and (admit - datetime.fromisoformat(e.time)).days <= 365
+            for e in r.encounters[:-1]
         )
-        assert facts.length_of_stay_days == (datetime.fromisoformat(index.end_time or "").date() - admit.date()).days
+        assert (
+            facts.length_of_stay_days
+            == (datetime.fromisoformat(index.end_time or "").date() - admit.date()).days
+        )
         end_day = (index.end_time or "")[:10]
         at_discharge = [lab for lab in index.labs if (lab.time or "").startswith(end_day)]
         abnormal = sum(
-            isinstance(lab.value, float) and not (lab.ref_low or 0) <= lab.value <= (lab.ref_high or 1e9)
+            isinstance(lab.value, float)
+            and not (lab.ref_low or 0) <= lab.value <= (lab.ref_high or 1e9)
             for lab in at_discharge
         )
         assert facts.abnormal_discharge_labs == abnormal
@@ -76,8 +83,13 @@ def test_triage_and_rhythm_rules(cohort_dir: Path) -> None:
     records, _ = load(cohort_dir)
     for r in records:
         v = admission_vitals(r)
-        level = triage_rule(heart_rate=v["heart_rate"], sbp=v["sbp"], resp_rate=v["resp_rate"], spo2=v["spo2"],
-                            temp_c=v["temp_c"])  # fmt: skip
+        level = triage_rule(
+            heart_rate=v["heart_rate"],
+            sbp=v["sbp"],
+            resp_rate=v["resp_rate"],
+            spo2=v["spo2"],
+            temp_c=v["temp_c"],
+        )
         assert level == r.labels.triage_level, r.patient_id
         codes = [d.code for d in index_encounter(r).diagnoses]
         assert rhythm_rule(codes, reported_rate(r)) == r.labels.rhythm, r.patient_id
@@ -110,9 +122,16 @@ def test_triage_levels(vitals: dict[str, float], level: int) -> None:
 
 
 def test_readmission_points_example() -> None:
-    facts = ReadmissionInputs(age=82, comorbidity_count=4, prior_admissions_year=1, disposition="home",
-                              lives_alone=True, abnormal_discharge_labs=0, length_of_stay_days=3,
-                              primary_diagnosis="sepsis")  # fmt: skip
+    facts = ReadmissionInputs(
+        age=82,
+        comorbidity_count=4,
+        prior_admissions_year=1,
+        disposition="home",
+        lives_alone=True,
+        abnormal_discharge_labs=0,
+        length_of_stay_days=3,
+        primary_diagnosis="sepsis",
+    )
     assert readmission_points(facts) == 2 + 2 + 2 + 0 + 1
     assert readmission_rule(facts) == "yes"
     assert readmission_rule(ReadmissionInputs(40, 0, 0, "home", False, 0, 3, "pneumonia")) == "no"

@@ -1,4 +1,4 @@
-"""Notes: contract sections, exact PHI spans of every identifier type, no diagnosis named in the H&P."""
+"""Notes: contract sections, exact PHI spans of every identifier type, no diagnosis in the H&P."""
 
 from __future__ import annotations
 
@@ -13,14 +13,28 @@ from llm.data.sections import split_sections
 from tests.data.synth.helpers import index_encounter, load, note_of
 
 SECTIONS = {
-    "progress_note": ["CHIEF COMPLAINT", "HISTORY OF PRESENT ILLNESS", "PAST MEDICAL HISTORY",
-                      "SOCIAL HISTORY", "PHYSICAL EXAM", "ASSESSMENT AND PLAN"],
-    "discharge_summary": ["ADMISSION DATE", "DISCHARGE DATE", "CHIEF COMPLAINT", "HISTORY OF PRESENT ILLNESS",
-                          "BRIEF HOSPITAL COURSE", "DISCHARGE DIAGNOSIS", "DISCHARGE CONDITION",
-                          "DISCHARGE DISPOSITION", "FOLLOW-UP"],
+    "progress_note": [
+        "CHIEF COMPLAINT",
+        "HISTORY OF PRESENT ILLNESS",
+        "PAST MEDICAL HISTORY",
+        "SOCIAL HISTORY",
+        "PHYSICAL EXAM",
+        "ASSESSMENT AND PLAN",
+    ],
+    "discharge_summary": [
+        "ADMISSION DATE",
+        "DISCHARGE DATE",
+        "CHIEF COMPLAINT",
+        "HISTORY OF PRESENT ILLNESS",
+        "BRIEF HOSPITAL COURSE",
+        "DISCHARGE DIAGNOSIS",
+        "DISCHARGE CONDITION",
+        "DISCHARGE DISPOSITION",
+        "FOLLOW-UP",
+    ],
     "radiology_report": ["EXAM", "INDICATION", "FINDINGS", "IMPRESSION"],
     "ecg_report": ["FINDINGS", "INTERPRETATION"],
-}  # fmt: skip
+}
 # words that would name each category in the admission H&P
 CATEGORY_WORDS = {
     "pneumonia": r"pneumonia",
@@ -68,7 +82,9 @@ def test_admission_note_never_names_the_diagnosis(cohort_dir: Path) -> None:
     records, _ = load(cohort_dir)
     for r in records:
         text = note_of(r, "progress_note").text
-        assert not re.search(CATEGORY_WORDS[r.labels.primary_diagnosis or ""], text, re.IGNORECASE), r.patient_id
+        assert not re.search(
+            CATEGORY_WORDS[r.labels.primary_diagnosis or ""], text, re.IGNORECASE
+        ), r.patient_id
 
 
 def test_notes_vary(cohort_dir: Path) -> None:
@@ -76,7 +92,10 @@ def test_notes_vary(cohort_dir: Path) -> None:
     for kind in SECTIONS:
         texts = [re.sub(r"\d", "#", note_of(r, kind).text) for r in records]
         assert len(set(texts)) == len(texts)
-    openings = {split_sections(note_of(r, "progress_note").text)["HISTORY OF PRESENT ILLNESS"][:40] for r in records}
+    openings = {
+        split_sections(note_of(r, "progress_note").text)["HISTORY OF PRESENT ILLNESS"][:40]
+        for r in records
+    }
     assert len(openings) > len(records) // 2
 
 
@@ -127,5 +146,9 @@ def test_oldest_patients_ages_are_phi(cohort_dir: Path) -> None:
     assert oldest, "the test cohort should include a patient over 89"
     for r in oldest:
         hp = note_of(r, "progress_note")
-        ages = [hp.text[s["start"] : s["end"]] for s in spans[hp.note_id]["spans"] if s["entity_type"] == "AGE"]
+        ages = [
+            hp.text[s["start"] : s["end"]]
+            for s in spans[hp.note_id]["spans"]
+            if s["entity_type"] == "AGE"
+        ]
         assert ages and set(ages) == {str(r.demographics.age)}
