@@ -10,7 +10,7 @@ through :class:`~llm.data.synth.text.Phi`, so its span is exact.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 
@@ -67,8 +67,12 @@ class NoteWriter:
     def date_time(self, d: datetime, style: int) -> Phi:
         return Phi(format_datetime(d, style), "DATE")
 
-    def age(self) -> str | Phi:
+    def age(self, on: datetime | None = None) -> str | Phi:
+        """Age in years (on the index admission day unless ``on`` is given); PHI over 89."""
         age = int(self.facts.demographics["age"])
+        if on is not None:
+            born = self.who.birth_date
+            age = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
         return Phi(str(age), "AGE") if age > AGE_IS_PHI_ABOVE else str(age)
 
     def noun(self) -> str:
@@ -289,7 +293,7 @@ class NoteWriter:
                 ("DVT prophylaxis with subcutaneous heparin.", "Full code.", "Diet as tolerated."),
             )
         )
-        self.signature(b, self.who.resident, f.admit.replace(minute=0))
+        self.signature(b, self.who.resident, f.admit + timedelta(hours=3))
         return b.text(), b.spans
 
     def discharge_summary(self) -> tuple[str, list[PhiSpan]]:
@@ -433,7 +437,7 @@ class NoteWriter:
         self.patient_ref(b)
         b.fill(
             " is a {age}-year-old {noun} with {hx} seen for {why}.",
-            age=self.age(),
+            age=self.age(on=prior.start),
             noun=self.noun(),
             hx=self.history(),
             why=prior.reason[2],
