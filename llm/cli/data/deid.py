@@ -1,9 +1,161 @@
-"""``clinical-llm data deid``."""
+"""``clinical-llm data deid``: remove PHI from a records file and its assets."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
 import typer
+from rich.table import Table
+
+from llm.cli.common import err_console, out_console, print_read_stats, print_summary, track
+from llm.data.deid.engine import KEY_ENV, STRATEGIES, load_key
+from llm.data.deid.evaluate import DeidEvaluation
+from llm.data.deid.records import deidentify_records, write_evaluation
+from llm.errors import BadInputError, CheckFailedError
+
+T = TypeVar("T")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app`` (filled in with the feature)."""
+    """Add ``deid`` to the ``data`` command group."""
+    app.command("deid")(deid)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def print_evaluation(evaluation: DeidEvaluation) -> None:
+    """Print the per-entity score table (counts and ratios only)."""
+    table = Table(title="PHI detection vs. true spans")
+    for col in ("entity", "gold", "detected", "recall", "typed recall", "precision", "char recall"):
+        table.add_column(col, justify="left" if col == "entity" else "right")
+    rows = [(name, s) for name, s in evaluation.by_entity.items() if s.gold or s.predicted]
+    for name, s in [*rows, ("overall", evaluation.overall)]:
+        ratios = (s.recall, s.typed_recall, s.precision, s.char_recall)
+        table.add_row(name, str(s.gold), str(s.predicted), *(_fmt(r) for r in ratios))
+    out_console.print(table)
+
+
+def _count_lines(path: Path) -> int | None:
+    if not path.is_file():
+        return None
+    with path.open(encoding="utf-8") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def deid(
+    records: Path = typer.Argument(..., help="Records file to de-identify (JSONL)."),
+    out: Path = typer.Argument(
+        ..., help="Records file to write; de-identified images and waveforms go under its folder."
+    ),
+    strategy: str = typer.Option(
+        "surrogate",
+        "--strategy",
+        help=f"How PHI is replaced: {' or '.join(STRATEGIES)} ([NAME], [DATE], ...).",
+    ),
+    date_shift: bool = typer.Option(
+        True,
+        "--date-shift/--no-date-shift",
+        help="Move every date (notes, structured times, DICOM) by one per-patient offset.",
+    ),
+    key_file: Path | None = typer.Option(
+        None,
+        "--key-file",
+        help=f"Secret key for date offsets and surrogates (else ${KEY_ENV}, else a random key).",
+    ),
+    evaluate: bool = typer.Option(
+        False,
+        "--evaluate",
+        help="Score detections against true PHI spans and write deid_eval.json beside OUT.",
+    ),
+    spans: Path | None = typer.Option(
+        None,
+        "--spans",
+        help="PHI spans file for --evaluate (default: phi_spans.jsonl beside RECORDS).",
+    ),
+    min_recall: float | None = typer.Option(
+        None,
+        "--min-recall",
+        min=0.0,
+        max=1.0,
+        help="Exit 1 when overall recall is below this (implies --evaluate).",
+    ),
+    skip_invalid: bool = typer.Option(
+        False,
+        "--skip-invalid",
+        help="Write invalid lines to the rejects file and go on instead of stopping.",
+    ),
+    rejects: Path | None = typer.Option(
+        None,
+        "--rejects",
+        help="Rejects file for --skip-invalid (default: deid_rejects.jsonl beside OUT).",
+    ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Worker processes (output order is kept)."
+    ),
+) -> None:
+    """De-identify RECORDS into OUT: notes, structured times, ages over 89, DICOM headers.
+
+    Exit codes: 0 done, 1 recall below --min-recall, 2 bad input.
+    """
+    if strategy not in STRATEGIES:
+        raise BadInputError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    key, generated = load_key(key_file)
+    if generated:
+        err_console.print(
+            f"[yellow]warning:[/] no --key-file and no ${KEY_ENV}: using a random key for this run;"
+            " "
+            "date offsets and surrogates will not be reproducible.",
+            highlight=False,
+        )
+    if not date_shift:
+        err_console.print(
+            "[yellow]warning:[/] --no-date-shift: dates in notes become [DATE], DICOM dates are "
+            "emptied, structured times are kept as they are.",
+            highlight=False,
+        )
+    evaluate = evaluate or min_recall is not None
+    spans_path = (spans or records.parent / "phi_spans.jsonl") if evaluate else None
+    rejects_path = (rejects or out.parent / "deid_rejects.jsonl") if skip_invalid else None
+    total = _count_lines(records)
+
+    def progress(items: Iterable[T]) -> Iterator[T]:
+        return track(items, description="de-identifying", total=total)
+
+    summary = deidentify_records(
+        records,
+        out,
+        strategy=strategy,  # type: ignore[arg-type]
+        date_shift=date_shift,
+        key=key,
+        key_generated=generated,
+        skip_invalid=skip_invalid,
+        rejects_path=rejects_path,
+        workers=workers,
+        spans_path=spans_path,
+        progress=progress,
+    )
+    print_read_stats(summary.stats)
+    detected = sum(summary.detections.values())
+    line = (
+        f"de-identified {summary.stats.used} patients ({summary.notes} notes, {detected} PHI "
+        f"spans, {summary.images} images, {summary.waveforms} waveforms) in "
+        f"{summary.seconds:.1f}s -> {out}"
+    )
+    if rejects_path is not None and summary.stats.rejected:
+        line += f"; rejects -> {rejects_path}"
+    if summary.evaluation is not None:
+        eval_path = out.parent / "deid_eval.json"
+        write_evaluation(summary.evaluation, eval_path)
+        print_evaluation(summary.evaluation)
+        line += f"; evaluation -> {eval_path}"
+        recall = summary.evaluation.overall.recall
+        if min_recall is not None and (recall is None or recall < min_recall):
+            print_summary(line)
+            raise CheckFailedError(
+                f"overall PHI recall {_fmt(recall)} is below --min-recall {min_recall}"
+            )
+    print_summary(line)

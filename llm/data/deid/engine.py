@@ -1,0 +1,356 @@
+"""The de-identifier: find PHI with Presidio, then replace it with tags or surrogates.
+
+Analysis runs Presidio's :class:`~presidio_analyzer.AnalyzerEngine` over the
+offline spaCy pipeline of :mod:`llm.data.deid.nlp` with the clinical
+recognizers of :mod:`llm.data.deid.recognizers` (and nothing else: Presidio's
+predefined recognizers target other kinds of text). Overlapping hits are
+merged into one span, so that no character of a hit is left behind. Names
+found anywhere in a patient's notes are then looked for in all of them
+(``Mr. Smith`` in the H&P lets ``Smith`` be found alone in the discharge
+summary).
+
+Replacement runs Presidio's :class:`~presidio_anonymizer.AnonymizerEngine`
+with one operator per entity type: ``tag`` writes ``[NAME]``, ``[DATE]``...;
+``surrogate`` writes realistic fake values (:mod:`llm.data.deid.surrogates`)
+and, with date shifting on, every date moved by the patient's offset in its
+original format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from llm.data.deid.dates import shift_date_text
+from llm.data.deid.nlp import ensure_pipeline
+from llm.data.deid.recognizers import NOT_NAME_WORDS, clinical_recognizers
+from llm.data.deid.surrogates import SurrogateFactory
+from llm.data.phi import PHI_ENTITIES
+from llm.errors import BadInputError
+
+if TYPE_CHECKING:
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_anonymizer import AnonymizerEngine
+
+Strategy = Literal["tag", "surrogate"]
+STRATEGIES: tuple[str, ...] = ("tag", "surrogate")
+KEY_ENV = "CLINICAL_LLM_DEID_KEY"
+# Offsets move dates 1 to 10 years into the past: far enough that no real date survives.
+SHIFT_MIN_DAYS = 365
+SHIFT_MAX_DAYS = 3650
+AGE_CAP = 90
+MIN_KEY_BYTES = 16
+
+# Presidio logs recognizer loading at INFO; keep the run's output to our own lines.
+for _name in ("presidio-analyzer", "presidio-anonymizer"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One PHI span found in a text (character offsets, end exclusive)."""
+
+    start: int
+    end: int
+    entity_type: str
+    score: float
+
+
+def load_key(key_file: str | Path | None = None) -> tuple[bytes, bool]:
+    """The secret that date offsets and surrogates are derived from.
+
+    Args:
+        key_file: a file holding the key (its text, surrounding whitespace ignored).
+
+    Returns:
+        ``(key, generated)``: the key from ``key_file``, else from the
+        ``CLINICAL_LLM_DEID_KEY`` environment variable, else a fresh random key
+        (``generated`` is then true: offsets will differ on the next run).
+
+    Raises:
+        BadInputError: the key file is missing or the key is shorter than 16 bytes.
+    """
+    if key_file is not None:
+        path = Path(key_file)
+        if not path.is_file():
+            raise BadInputError(f"{path}: key file not found")
+        key = path.read_bytes().strip()
+        source = str(path)
+    elif os.environ.get(KEY_ENV):
+        key = os.environ[KEY_ENV].strip().encode("utf-8")
+        source = f"${KEY_ENV}"
+    else:
+        return secrets.token_bytes(32), True
+    if len(key) < MIN_KEY_BYTES:
+        raise BadInputError(
+            f"{source}: de-identification key must be at least {MIN_KEY_BYTES} bytes"
+        )
+    return key, False
+
+
+def merge_detections(detections: Sequence[Detection]) -> list[Detection]:
+    """Merge overlapping detections into one span each, typed by the strongest member.
+
+    Ties in score go to the longer span. The union is kept so that no
+    character any recognizer flagged is left in the text.
+    """
+    ordered = sorted(detections, key=lambda d: (d.start, -d.end))
+    merged: list[Detection] = []
+    best: Detection | None = None
+    for d in ordered:
+        if merged and d.start < merged[-1].end:
+            last = merged[-1]
+            assert best is not None
+            if (d.score, d.end - d.start) > (best.score, best.end - best.start):
+                best = d
+            merged[-1] = Detection(last.start, max(last.end, d.end), best.entity_type, best.score)
+        else:
+            merged.append(d)
+            best = d
+    return merged
+
+
+def join_adjacent_names(text: str, detections: list[Detection]) -> list[Detection]:
+    """Join NAME spans separated only by spaces (``Guadalupe`` + ``Fitzgerald``) into one."""
+    out: list[Detection] = []
+    for d in detections:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and prev.entity_type == d.entity_type == "NAME"
+            and 0 < d.start - prev.end <= 2
+            and not text[prev.end : d.start].strip(" ")
+        ):
+            out[-1] = Detection(prev.start, d.end, "NAME", max(prev.score, d.score))
+        else:
+            out.append(d)
+    return out
+
+
+_NAME_WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]+")
+
+
+class Deidentifier:
+    """Find and replace PHI in clinical text.
+
+    Args:
+        strategy: ``"tag"`` (``[NAME]``) or ``"surrogate"`` (realistic fake values).
+        date_shift: move dates by a per-patient offset (surrogate strategy; the
+            tag strategy writes ``[DATE]`` either way). Structured times are
+            shifted by :mod:`llm.data.deid.records` with the same offset.
+        key: secret for offsets and surrogates (see :func:`load_key`).
+        score_threshold: Presidio hits scoring below this are ignored.
+        cache_dir: where the spaCy pipeline is cached (default under ``~/.cache/clinical-llm``).
+
+    Raises:
+        BadInputError: unknown strategy or too short a key.
+    """
+
+    def __init__(
+        self,
+        *,
+        strategy: Strategy = "surrogate",
+        date_shift: bool = True,
+        key: bytes,
+        score_threshold: float = 0.4,
+        cache_dir: Path | None = None,
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise BadInputError(
+                f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}"
+            )
+        if len(key) < MIN_KEY_BYTES:
+            raise BadInputError(f"de-identification key must be at least {MIN_KEY_BYTES} bytes")
+        self.strategy = strategy
+        self.date_shift = date_shift
+        self.score_threshold = score_threshold
+        self._key = key
+        self._surrogates = SurrogateFactory(key)
+        self._cache_dir = cache_dir
+        self._analyzer: AnalyzerEngine | None = None
+        self._anonymizer: AnonymizerEngine | None = None
+
+    # ----------------------------------------------------------------- analysis
+    def _engines(self) -> tuple[AnalyzerEngine, AnonymizerEngine]:
+        # imported here: presidio takes a second to import, and most CLI commands never need it
+        if self._analyzer is None:
+            from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+            from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+            from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+            from presidio_anonymizer import AnonymizerEngine
+
+            model = ensure_pipeline(self._cache_dir)
+            ner = NerModelConfiguration(
+                model_to_presidio_entity_mapping={"NAME": "NAME"}, default_score=0.85
+            )
+            nlp_engine = SpacyNlpEngine(
+                models=[{"lang_code": "en", "model_name": str(model)}], ner_model_configuration=ner
+            )
+            registry = RecognizerRegistry(supported_languages=["en"])
+            for recognizer in clinical_recognizers():
+                registry.add_recognizer(recognizer)
+            registry.add_recognizer(
+                SpacyRecognizer(supported_language="en", supported_entities=["NAME"])
+            )
+            self._analyzer = AnalyzerEngine(
+                registry=registry, nlp_engine=nlp_engine, supported_languages=["en"]
+            )
+            self._anonymizer = AnonymizerEngine()
+        assert self._analyzer is not None and self._anonymizer is not None
+        return self._analyzer, self._anonymizer
+
+    def analyze(self, text: str) -> list[Detection]:
+        """PHI spans of one text, merged so that none overlap, in text order."""
+        analyzer, _ = self._engines()
+        results = analyzer.analyze(
+            text=text,
+            language="en",
+            entities=list(PHI_ENTITIES),
+            score_threshold=self.score_threshold,
+        )
+        return merge_detections(
+            [Detection(r.start, r.end, r.entity_type, r.score) for r in results]
+        )
+
+    def analyze_patient(self, texts: Sequence[str]) -> list[list[Detection]]:
+        """Analyze all notes of one patient, then look for every name found in each of them.
+
+        Args:
+            texts: the patient's note texts.
+
+        Returns:
+            Merged detections per text, in the order of ``texts``.
+        """
+        per_text = [self.analyze(t) for t in texts]
+        words = {
+            w.group()
+            for text, dets in zip(texts, per_text, strict=True)
+            for d in dets
+            if d.entity_type == "NAME"
+            for w in _NAME_WORD.finditer(text[d.start : d.end])
+            if w.group()[0].isupper() and w.group().lower() not in NOT_NAME_WORDS
+        }
+        if not words:
+            return per_text
+        variants = sorted({v for w in words for v in (w, w.upper())}, key=len, reverse=True)
+        pattern = re.compile(rf"(?<![\w'’\-])(?:{'|'.join(map(re.escape, variants))})(?![\w\-])")
+        out: list[list[Detection]] = []
+        for text, dets in zip(texts, per_text, strict=True):
+            extra = [Detection(m.start(), m.end(), "NAME", 0.5) for m in pattern.finditer(text)]
+            out.append(
+                join_adjacent_names(text, merge_detections([*dets, *extra]) if extra else dets)
+            )
+        return out
+
+    # -------------------------------------------------------------- replacement
+    def date_offset_days(self, patient_id: str) -> int:
+        """The patient's date shift in days (negative), from an HMAC of the patient id."""
+        digest = hmac.new(
+            self._key, f"date-shift\x1f{patient_id}".encode(), hashlib.sha256
+        ).digest()
+        span = SHIFT_MAX_DAYS - SHIFT_MIN_DAYS + 1
+        return -(SHIFT_MIN_DAYS + int.from_bytes(digest[:8], "big") % span)
+
+    def _surrogate_for(
+        self, entity: str, patient_id: str, reference_year: int
+    ) -> Callable[[str], str]:
+        s = self._surrogates
+        if entity == "NAME":
+            return lambda v: s.name(patient_id, v)
+        if entity == "DATE":
+            if not self.date_shift:
+                return lambda v: "[DATE]"
+            offset = self.date_offset_days(patient_id)
+            return lambda v: shift_date_text(v, offset, reference_year=reference_year) or "[DATE]"
+        if entity == "AGE":
+            return lambda v: re.sub(r"\d+", f"{AGE_CAP}+", v, count=1)
+        if entity == "SSN":
+            return lambda v: s.digits(patient_id, "SSN", v, first_digit="9")
+        if entity in ("MRN", "PHONE", "FAX"):
+            return lambda v: s.digits(patient_id, entity, v)
+        if entity == "EMAIL":
+            return lambda v: s.email(patient_id, v)
+        if entity == "ADDRESS":
+            return lambda v: s.address(patient_id, v)
+        if entity == "HOSPITAL":
+            return lambda v: s.hospital(patient_id, v)
+        return lambda v: f"[{entity}]"
+
+    def replace(
+        self,
+        text: str,
+        detections: Sequence[Detection],
+        patient_id: str,
+        *,
+        reference_year: int = 2000,
+    ) -> str:
+        """Replace ``detections`` in ``text`` with the configured strategy.
+
+        Args:
+            text: the original text.
+            detections: non-overlapping spans (from :meth:`analyze`).
+            patient_id: whose text this is (surrogates and date offset are per patient).
+            reference_year: year assumed for dates written without one.
+
+        Returns:
+            The de-identified text.
+        """
+        if not detections:
+            return text
+        from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+
+        _, anonymizer = self._engines()
+        entities = {d.entity_type for d in detections}
+        if self.strategy == "tag":
+            operators = {e: OperatorConfig("replace", {"new_value": f"[{e}]"}) for e in entities}
+        else:
+            operators = {
+                e: OperatorConfig(
+                    "custom", {"lambda": self._surrogate_for(e, patient_id, reference_year)}
+                )
+                for e in entities
+            }
+        results = [RecognizerResult(d.entity_type, d.start, d.end, d.score) for d in detections]
+        return anonymizer.anonymize(text=text, analyzer_results=results, operators=operators).text
+
+    def deidentify_text(
+        self, text: str, patient_id: str, *, reference_year: int = 2000
+    ) -> tuple[str, list[Detection]]:
+        """Find and replace the PHI of one text.
+
+        Args:
+            text: the original text.
+            patient_id: whose text this is.
+            reference_year: year assumed for dates written without one.
+
+        Returns:
+            ``(new_text, detections)``; detections are offsets into the original text.
+        """
+        detections = self.analyze_patient([text])[0]
+        return self.replace(text, detections, patient_id, reference_year=reference_year), detections
+
+    def shift_time(self, value: str, patient_id: str) -> str:
+        """Shift an ISO-8601 time by the patient's offset, keeping its format.
+
+        Args:
+            value: ``2131-04-02`` or ``2131-04-02T08:15:00`` (any ISO form ``fromisoformat`` reads).
+            patient_id: whose time this is.
+
+        Returns:
+            The shifted time, written the same way.
+        """
+        days = self.date_offset_days(patient_id)
+        m = re.match(r"(\d{4})-(\d{2})-(\d{2})", value)
+        if m:  # whole-day shift: only the date part changes, the rest stays byte for byte
+            shifted = date(int(m[1]), int(m[2]), int(m[3])) + timedelta(days=days)
+            return shifted.isoformat() + value[10:]
+        return (datetime.fromisoformat(value) + timedelta(days=days)).isoformat()
