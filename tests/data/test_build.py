@@ -319,3 +319,34 @@ def test_cli_bad_record_exits_2_naming_the_line(
                  "--out", str(tmp_path / "o")])  # fmt: skip
     assert code == 2
     assert f"{records}:1: labels.readmission_30d" in " ".join(capsys.readouterr().err.split())
+
+
+# --- on the synthetic cohort -----------------------------------------------------------------
+
+CONTRACT_DIAGNOSES = {"pneumonia", "heart_failure", "copd_exacerbation", "sepsis",
+                      "acute_kidney_injury", "atrial_fibrillation", "diabetic_ketoacidosis",
+                      "myocardial_infarction"}  # fmt: skip
+CONTRACT_RHYTHMS = {"sinus", "atrial_fibrillation", "sinus_tachycardia", "sinus_bradycardia"}
+
+
+@pytest.mark.slow
+def test_build_on_a_synthetic_cohort(tmp_path: Path) -> None:
+    from llm.data.synth import generate_cohort
+
+    generate_cohort(n_patients=24, seed=11, out_dir=tmp_path / "cohort", workers=1)
+    result = build_task_datasets(tmp_path / "cohort" / "records.jsonl", ALL_TASKS, tmp_path / "out")
+    tasks = result.manifest["tasks"]
+    for task in ALL_TASKS:  # the cohort writes everything every task needs
+        assert tasks[task]["examples"] == 24 and tasks[task]["skipped"] == {}, task
+    assert set(tasks["diagnosis"]["answers"]) <= CONTRACT_DIAGNOSES
+    assert set(tasks["ecg_rhythm"]["answers"]) <= CONTRACT_RHYTHMS
+    for task in ("diagnosis", "summary", "readmission"):
+        for row in load_from_disk(str(tmp_path / "out" / task))["train"]:
+            user = row["messages"][1]["content"]
+            assert "signed" not in user.lower() and "MRN" not in user, (task, row["id"])
+            if task == "diagnosis":
+                assert "ASSESSMENT AND PLAN" not in user and "DISCHARGE" not in user
+                assert user.startswith("CHIEF COMPLAINT:") and "\nLABS: " in user
+    for row in load_from_disk(str(tmp_path / "out" / "radiology_impression"))["train"]:
+        assert row["answer"] and "signed" not in row["answer"].lower()
+        assert (tmp_path / "out" / row["images"][0]).is_file()
