@@ -416,7 +416,10 @@ def render_report(report: DryRunReport) -> Table:
         ("model config", str(report.model_config)),
         ("precision", report.precision),
         ("base parameters", f"{report.base_params:,} ({report.base_params / 1e9:.2f} B)"),
-        ("parameters with adapters", f"{report.total_params:,}"),
+    ]
+    if report.method != "full":
+        rows.append(("parameters with adapters", f"{report.total_params:,}"))
+    rows += [
         ("trainable parameters", f"{report.trainable_params:,} ({share:.3f}%)"),
         ("largest layer parameters", f"{report.largest_layer_params:,}"),
     ]

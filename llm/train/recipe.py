@@ -446,6 +446,15 @@ def apply_overrides(
 _INVALID = object()
 
 
+def _overlaps(path: str, reported: list[str]) -> bool:
+    """Whether ``path`` is, contains or lies inside one of the ``reported`` paths."""
+    return any(
+        a == b or a.startswith(b + ".") or a.startswith(b + "[")
+        for r in reported
+        for a, b in ((path, r), (r, path))
+    )
+
+
 def _validate_section(
     name: str, data: dict[str, Any], errors: list[ErrorDetails], context: dict[str, Any]
 ) -> Any:
@@ -514,8 +523,8 @@ def validate_recipe(
             if section is not _INVALID:
                 sections[name] = section
     # a field the schema already rejected gets no second, derived complaint
-    reported = {p.path for p in problems}
-    problems += [p for p in run_checks(sections) if p.path not in reported]
+    reported = [p.path for p in problems]
+    problems += [p for p in run_checks(sections) if not _overlaps(p.path, reported)]
     if problems:
         where = [locate(p.path, source, key_lines or {}, overrides or {}) for p in problems]
         raise RecipeError(source, problems, where)
