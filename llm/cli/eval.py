@@ -78,8 +78,9 @@ def subgroups(
     stats = ReadStats(str(predictions))
     try:
         result = analyze_subgroups(config, stats=stats, progress=_progress)
-    except RecordError:
-        print_read_stats(stats)
+    except RecordError as err:
+        if err.path == stats.path:  # a bad predictions line, not a bad gates entry
+            print_read_stats(stats)
         raise
     print_read_stats(stats)
     failed = [g["name"] for g in result.report["gates"] if not g["passed"]]

@@ -1,0 +1,32 @@
+"""`evaluate` module `rouge_l`: mean ROUGE-L F-measure of free-text answers.
+
+Load it by path, offline: ``evaluate.load("eval/metrics/rouge_l")``. The value
+comes from :mod:`eval.metrics.functional`, the definition the subgroup engine uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import evaluate
+
+from eval.metrics.hf import compute_metric, metric_info
+
+NAME = "rouge_l"
+
+
+class RougeL(evaluate.Metric):
+    """Mean ROUGE-L F-measure of free-text answers."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        return metric_info(NAME)
+
+    def _compute(
+        self,
+        predictions: list[Any],
+        references: list[Any],
+        pos_label: Any = None,
+    ) -> dict[str, float]:
+        return compute_metric(
+            NAME, predictions=predictions, references=references, pos_label=pos_label
+        )

@@ -1,0 +1,88 @@
+"""report.json follows the DESIGN.md contract exactly; report.md is readable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from eval.analysis import analyze_subgroups, make_config
+from eval.report import TOP_LEVEL_KEYS
+from tests.eval.synthetic import random_predictions, write_predictions
+
+METRICS = ["accuracy", "true_positive_rate", "false_positive_rate"]
+
+
+def _run(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    rows = random_predictions(400, seed=0)
+    for i, row in enumerate(rows):  # sex 'other' gets no positive reference: an undefined TPR
+        if i < 40:
+            row["demographics"]["sex"], row["reference"] = "other", "no"
+        elif row["demographics"]["sex"] == "other":
+            row["demographics"]["sex"] = "female"
+    path = write_predictions(tmp_path / "pred" / "predictions.jsonl", rows)
+    config = make_config(
+        predictions=path,
+        attributes=["sex", "age_band", "sex*race_ethnicity"],
+        metrics=METRICS,
+        positive_label="yes",
+        bootstrap=50,
+        out=tmp_path / "out",
+        **overrides,
+    )
+    analyze_subgroups(config)
+    return json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+
+
+def test_report_json_keys_follow_the_contract(tmp_path: Path) -> None:
+    report = _run(tmp_path)
+    assert set(report) == {*TOP_LEVEL_KEYS, "notes"}
+    assert report["metrics"] == METRICS and report["n"] == 400
+    assert report["positive_label"] == "yes" and report["passed"] is True
+    assert report["gates"] == []
+    for metric in METRICS:
+        assert set(report["overall"][metric]) == {"value", "ci"}
+        assert len(report["overall"][metric]["ci"]) == 2
+    assert list(report["by_attribute"]) == ["sex", "age_band", "sex*race_ethnicity"]
+    for attribute, block in report["by_attribute"].items():
+        assert set(block) == {"groups", "disparity"}
+        for group in block["groups"].values():
+            assert set(group) == {"n", "small", *METRICS}
+            for metric in METRICS:
+                assert {"value", "ci"} <= set(group[metric])
+        for metric in METRICS:
+            assert {"difference", "ratio", "worst_group", "best_group"} <= set(
+                block["disparity"][metric]
+            )
+            assert {"difference_ci", "ratio_ci"} <= set(block["disparity"][metric])
+        assert set(block["disparity"]["equalized_odds_difference"]) == {"value", "ci"}, attribute
+    intersection = report["by_attribute"]["sex*race_ethnicity"]["groups"]
+    assert "female*Black" in intersection
+    assert all(name.count("*") == 1 for name in intersection)
+
+
+def test_undefined_values_are_null_with_a_note_and_small_groups_marked(tmp_path: Path) -> None:
+    report = _run(tmp_path)
+    other = report["by_attribute"]["sex"]["groups"]["other"]
+    assert other["small"] is False and other["n"] >= 40
+    assert other["true_positive_rate"]["value"] is None
+    assert other["true_positive_rate"]["note"] == "no reference has the positive label"
+    assert any("sex=other: true_positive_rate undefined" in note for note in report["notes"])
+    unknown = report["by_attribute"]["age_band"]["groups"]["unknown"]
+    assert unknown["small"] is (unknown["n"] < 30)
+    text = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "## sex*race_ethnicity" in text and "(small)" in text
+    assert "Equalized odds difference" in text and "n/a" in text
+
+
+def test_manifest_and_model_manifest_beside_the_predictions(tmp_path: Path) -> None:
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "pred" / "manifest.json").write_text('{"kind": "export", "model": "tiny"}')
+    report = _run(tmp_path, seed=5)
+    manifest = report["manifest"]
+    assert manifest["seed"] == 5 and manifest["args"]["bootstrap"] == 50
+    assert manifest["counts"] == {"read": 400, "used": 400, "rejected": 0}
+    assert len(manifest["predictions"]["sha256"]) == 64
+    assert manifest["model_manifest"]["contents"] == {"kind": "export", "model": "tiny"}
+    assert {"numpy", "scipy", "python"} <= set(manifest["libraries"])
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text()) == manifest
