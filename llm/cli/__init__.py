@@ -10,7 +10,7 @@ import sys
 import typer
 
 from llm import __version__
-from llm.cli import demo
+from llm.cli import demo, train
 from llm.cli.common import err_console
 from llm.cli.data import data_app
 from llm.env import set_private_env
@@ -24,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_app, name="data")
+train.register(app)
 demo.register(app)
 
 
