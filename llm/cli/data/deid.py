@@ -74,7 +74,7 @@ def deid(
     spans: Path | None = typer.Option(
         None,
         "--spans",
-        help="PHI spans file for --evaluate (default: phi_spans.jsonl beside RECORDS).",
+        help="PHI spans to score against (implies --evaluate; default: RECORDS' phi_spans.jsonl).",
     ),
     min_recall: float | None = typer.Option(
         None,
@@ -117,7 +117,7 @@ def deid(
             "emptied, structured times are kept as they are.",
             highlight=False,
         )
-    evaluate = evaluate or min_recall is not None
+    evaluate = evaluate or min_recall is not None or spans is not None
     spans_path = (spans or records.parent / "phi_spans.jsonl") if evaluate else None
     rejects_path = (rejects or out.parent / "deid_rejects.jsonl") if skip_invalid else None
     total = _count_lines(records)

@@ -60,7 +60,7 @@ NOT_NAME_WORDS = _words(
 _NAME_TOKEN = r"(?:[A-Z]['’])?(?:Mc|Mac)?[A-Z][a-z]+(?:[-'’][A-Z]?[a-z]+)*"
 _INITIAL = r"[A-Z]\."
 FULL_NAME = rf"{_NAME_TOKEN}(?:[ \t]+(?:{_INITIAL}|{_NAME_TOKEN})){{0,2}}"
-_UPPER_NAME = r"[A-Z][A-Z'’\-]+(?:[ \t]+[A-Z][A-Z'’\-]+){1,2}"
+_UPPER_NAME = r"[A-Z][A-Z'’\-]+(?:,?[ \t]+[A-Z][A-Z'’\-]+){1,2}"
 _TITLE = r"(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Doctor)\.?"
 
 
