@@ -172,7 +172,7 @@ def evaluate_gates(gates: Sequence[GateSpec], report: dict[str, Any]) -> list[di
         else:
             targets = [gate.attribute]
         for attribute in targets:
-            observed, group = _observe(gate, attribute, report)
+            observed, group, skipped = _observe(gate, attribute, report)
             result: dict[str, Any] = {
                 "name": gate.display_name(attribute),
                 "attribute": attribute,
@@ -187,6 +187,8 @@ def evaluate_gates(gates: Sequence[GateSpec], report: dict[str, Any]) -> list[di
                 result["group"] = group
             if observed is None:
                 result["note"] = "undefined (no non-small group or no interval): gate fails"
+            elif skipped:
+                result["note"] = f"groups without a value, not checked: {', '.join(skipped)}"
             results.append(result)
     return results
 
@@ -211,25 +213,29 @@ def _pick(entry: dict[str, Any] | None, use: str, value_key: str, ci_key: str) -
 
 def _observe(
     gate: GateSpec, attribute: str | None, report: dict[str, Any]
-) -> tuple[float | None, str | None]:
-    """The value a gate compares, and the group it came from (per-group rules)."""
+) -> tuple[float | None, str | None, list[str]]:
+    """The value a gate compares, the group it came from, and non-small groups without a value."""
     if attribute is None:
-        return _pick(report["overall"].get(gate.metric), gate.use, "value", "ci"), None
+        return _pick(report["overall"].get(gate.metric), gate.use, "value", "ci"), None, []
     block = report["by_attribute"][attribute]
     if gate.rule in DISPARITY_RULES:
         disparity = block["disparity"].get(gate.metric)
         if gate.metric == EQUALIZED_ODDS:
-            return _pick(disparity, gate.use, "value", "ci"), None
+            return _pick(disparity, gate.use, "value", "ci"), None, []
         key = "difference" if gate.rule == "max_difference" else "ratio"
-        return _pick(disparity, gate.use, key, f"{key}_ci"), None
-    candidates = [
-        (value, name)
-        for name, group in block["groups"].items()
-        if not group["small"]
-        and (value := _pick(group.get(gate.metric), gate.use, "value", "ci")) is not None
-    ]
+        return _pick(disparity, gate.use, key, f"{key}_ci"), None, []
+    candidates: list[tuple[float, str]] = []
+    skipped: list[str] = []
+    for name, group in block["groups"].items():
+        if group["small"]:
+            continue
+        value = _pick(group.get(gate.metric), gate.use, "value", "ci")
+        if value is None:
+            skipped.append(name)
+        else:
+            candidates.append((value, name))
     if not candidates:
-        return None, None
+        return None, None, skipped
     pick = max if gate.rule == "max_value" else min
     value, name = pick(candidates, key=lambda c: c[0])
-    return value, name
+    return value, name, skipped

@@ -156,3 +156,14 @@ def test_not_a_list_and_references_outside_the_run(tmp_path: Path) -> None:
         check_gates(
             load_gates(path), metrics=["f1"], attributes=[], path=path, bootstrap=False, binary=True
         )
+
+
+def test_groups_without_a_value_are_named_in_a_note(tmp_path: Path) -> None:
+    report = _report()
+    report["by_attribute"]["sex"]["groups"]["male"]["accuracy"] = {"value": None, "ci": None}
+    gates = load_gates(
+        _write(tmp_path, "- {attribute: sex, metric: accuracy, rule: min_value, threshold: 0.5}\n")
+    )
+    (result,) = evaluate_gates(gates, report)
+    assert result["observed"] == 0.92 and result["passed"]
+    assert result["note"] == "groups without a value, not checked: male"
