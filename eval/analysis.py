@@ -30,6 +30,7 @@ from eval.subgroups import SubgroupFrame
 from llm.data.io import ReadStats
 from llm.errors import BadInputError
 
+MAX_LABELS_SHOWN = 20
 # progress(iterable, total or None, description) -> iterable, e.g. a rich progress bar
 Progress = Callable[[Iterable[Any], int | None, str], Iterable[Any]]
 
@@ -172,10 +173,15 @@ def _check_positive_label(predictions: PredictionSet, label: str | None) -> None
         return
     seen = set(predictions.references) | set(predictions.predictions)
     if label not in seen:
-        sample = ", ".join(repr(s) for s in sorted(seen)[:10])
+        # list the labels only when they look like a label set: free text may hold PHI
+        known = (
+            f"labels seen: {', '.join(repr(s) for s in sorted(seen))}"
+            if len(seen) <= MAX_LABELS_SHOWN
+            else f"{len(seen)} distinct values, not shown"
+        )
         raise BadInputError(
             f"--positive-label {label!r} occurs in no reference or prediction of "
-            f"{predictions.path} (labels seen: {sample}{', ...' if len(seen) > 10 else ''})"
+            f"{predictions.path} ({known})"
         )
 
 
