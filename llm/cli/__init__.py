@@ -11,6 +11,7 @@ import typer
 
 from llm import __version__
 from llm.cli import demo, train
+from llm.cli import eval as eval_cli
 from llm.cli.common import err_console
 from llm.cli.data import data_app
 from llm.env import set_private_env
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 train.register(app)
+eval_cli.register(app)
 demo.register(app)
 
 
