@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from llm.data.deid.dates import shift_date_text
-from llm.data.deid.nlp import ensure_pipeline
+from llm.data.deid.nlp import EntityOnlySpacyNlpEngine, PatternContextEnhancer, ensure_pipeline
 from llm.data.deid.recognizers import NOT_NAME_WORDS, clinical_recognizers
 from llm.data.deid.surrogates import SurrogateFactory
 from llm.data.phi import PHI_ENTITIES
@@ -139,6 +139,23 @@ def join_adjacent_names(text: str, detections: list[Detection]) -> list[Detectio
 _NAME_WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]+")
 
 
+def real_values(texts: Sequence[str], detections: Sequence[Sequence[Detection]]) -> frozenset[str]:
+    """Lower-case name words and hospital names found in a patient's texts.
+
+    Surrogates avoid these, so that a surrogate never reads as another real
+    person or place of the same patient.
+    """
+    out: set[str] = set()
+    for text, dets in zip(texts, detections, strict=True):
+        for d in dets:
+            span = text[d.start : d.end]
+            if d.entity_type == "NAME":
+                out.update(w.group().lower() for w in _NAME_WORD.finditer(span))
+            elif d.entity_type == "HOSPITAL":
+                out.add(span.lower())
+    return frozenset(out)
+
+
 class Deidentifier:
     """Find and replace PHI in clinical text.
 
@@ -184,7 +201,7 @@ class Deidentifier:
         # imported here: presidio takes a second to import, and most CLI commands never need it
         if self._analyzer is None:
             from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-            from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+            from presidio_analyzer.nlp_engine import NerModelConfiguration
             from presidio_analyzer.predefined_recognizers import SpacyRecognizer
             from presidio_anonymizer import AnonymizerEngine
 
@@ -192,7 +209,7 @@ class Deidentifier:
             ner = NerModelConfiguration(
                 model_to_presidio_entity_mapping={"NAME": "NAME"}, default_score=0.85
             )
-            nlp_engine = SpacyNlpEngine(
+            nlp_engine = EntityOnlySpacyNlpEngine(
                 models=[{"lang_code": "en", "model_name": str(model)}], ner_model_configuration=ner
             )
             registry = RecognizerRegistry(supported_languages=["en"])
@@ -202,7 +219,10 @@ class Deidentifier:
                 SpacyRecognizer(supported_language="en", supported_entities=["NAME"])
             )
             self._analyzer = AnalyzerEngine(
-                registry=registry, nlp_engine=nlp_engine, supported_languages=["en"]
+                registry=registry,
+                nlp_engine=nlp_engine,
+                supported_languages=["en"],
+                context_aware_enhancer=PatternContextEnhancer(),
             )
             self._anonymizer = AnonymizerEngine()
         assert self._analyzer is not None and self._anonymizer is not None
@@ -261,11 +281,11 @@ class Deidentifier:
         return -(SHIFT_MIN_DAYS + int.from_bytes(digest[:8], "big") % span)
 
     def _surrogate_for(
-        self, entity: str, patient_id: str, reference_year: int
+        self, entity: str, patient_id: str, reference_year: int, avoid: frozenset[str]
     ) -> Callable[[str], str]:
         s = self._surrogates
         if entity == "NAME":
-            return lambda v: s.name(patient_id, v)
+            return lambda v: s.name(patient_id, v, avoid)
         if entity == "DATE":
             if not self.date_shift:
                 return lambda v: "[DATE]"
@@ -282,7 +302,7 @@ class Deidentifier:
         if entity == "ADDRESS":
             return lambda v: s.address(patient_id, v)
         if entity == "HOSPITAL":
-            return lambda v: s.hospital(patient_id, v)
+            return lambda v: s.hospital(patient_id, v, avoid)
         return lambda v: f"[{entity}]"
 
     def replace(
@@ -292,6 +312,7 @@ class Deidentifier:
         patient_id: str,
         *,
         reference_year: int = 2000,
+        real_values: frozenset[str] = frozenset(),
     ) -> str:
         """Replace ``detections`` in ``text`` with the configured strategy.
 
@@ -300,6 +321,8 @@ class Deidentifier:
             detections: non-overlapping spans (from :meth:`analyze`).
             patient_id: whose text this is (surrogates and date offset are per patient).
             reference_year: year assumed for dates written without one.
+            real_values: the patient's real name words and hospital names (lower
+                case, see :func:`real_values`), never chosen as surrogates.
 
         Returns:
             The de-identified text.
@@ -315,7 +338,8 @@ class Deidentifier:
         else:
             operators = {
                 e: OperatorConfig(
-                    "custom", {"lambda": self._surrogate_for(e, patient_id, reference_year)}
+                    "custom",
+                    {"lambda": self._surrogate_for(e, patient_id, reference_year, real_values)},
                 )
                 for e in entities
             }
@@ -336,7 +360,11 @@ class Deidentifier:
             ``(new_text, detections)``; detections are offsets into the original text.
         """
         detections = self.analyze_patient([text])[0]
-        return self.replace(text, detections, patient_id, reference_year=reference_year), detections
+        real = real_values([text], [detections])
+        new_text = self.replace(
+            text, detections, patient_id, reference_year=reference_year, real_values=real
+        )
+        return new_text, detections
 
     def shift_time(self, value: str, patient_id: str) -> str:
         """Shift an ISO-8601 time by the patient's offset, keeping its format.

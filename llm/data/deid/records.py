@@ -26,7 +26,7 @@ from typing import Any
 from PIL import Image as PILImage
 
 from llm.data.deid.dicom import DicomScrubber
-from llm.data.deid.engine import AGE_CAP, Deidentifier, Strategy
+from llm.data.deid.engine import AGE_CAP, Deidentifier, Strategy, real_values
 from llm.data.deid.evaluate import (
     DeidEvaluation,
     NoteDetections,
@@ -122,6 +122,7 @@ class RecordDeidentifier:
         notes = [(enc, note) for enc in record.encounters for note in enc.notes]
         texts = [note.text for _, note in notes]
         detections = self.deid.analyze_patient(texts)
+        real = real_values(texts, detections)
         note_results: list[NoteDetections] = []
         for (enc, note), dets in zip(notes, detections, strict=True):
             ref_year = int((note.time or enc.time)[:4])
@@ -133,7 +134,9 @@ class RecordDeidentifier:
                     [(d.start, d.end, d.entity_type) for d in dets],
                 )
             )
-            note.text = self.deid.replace(note.text, dets, pid, reference_year=ref_year)
+            note.text = self.deid.replace(
+                note.text, dets, pid, reference_year=ref_year, real_values=real
+            )
             note.time = self._shift(note.time, pid)
         offset = self.deid.date_offset_days(pid) if self.config.date_shift else None
         images = waveforms = 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Collection
 
 from llm.data.deid.recognizers import load_lexicon
 
@@ -72,20 +73,23 @@ class SurrogateFactory:
         digest = hmac.new(self._key, "\x1f".join(parts).encode("utf-8"), hashlib.sha256).digest()
         return int.from_bytes(digest, "big")
 
-    def _pick(self, options: tuple[str, ...], avoid: str, *parts: str) -> str:
+    def _pick(self, options: tuple[str, ...], avoid: Collection[str], *parts: str) -> str:
         n = self.number(*parts)
         for i in range(len(options)):
             choice = options[(n + i) % len(options)]
-            if choice.lower() != avoid.lower():
+            if choice.lower() not in avoid:
                 return choice
-        return options[0]
+        return options[n % len(options)]
 
-    def name(self, patient_id: str, text: str) -> str:
+    def name(self, patient_id: str, text: str, avoid: Collection[str] = ()) -> str:
         """Replace every word of a name; initials become other initials.
 
         Args:
             patient_id: whose note this is (surrogates are per patient).
             text: the name as written (``Smith, John A.``, ``Dr. Mary Jones``).
+            avoid: lower-case words never to use as a surrogate (the patient's
+                real names: ``Smith`` must not become ``Jones`` when a real
+                Jones is in the same notes).
 
         Returns:
             The name with each word replaced consistently, punctuation kept.
@@ -97,7 +101,8 @@ class SurrogateFactory:
                 letter = "ABCDEFGHIJKLMNOPRSTW"[self.number(patient_id, "initial", w.upper()) % 20]
                 return _like(w, letter)
             options = self._first if w.lower() in self._first_set else self._last
-            return _like(w, self._pick(options, w, patient_id, "name", w.lower()))
+            never = {w.lower(), *avoid}
+            return _like(w, self._pick(options, never, patient_id, "name", w.lower()))
 
         return _WORD.sub(word, text)
 
@@ -139,14 +144,15 @@ class SurrogateFactory:
 
     def email(self, patient_id: str, text: str) -> str:
         """A fake address at the reserved ``example.org`` domain."""
-        first = self._pick(self._first, "", patient_id, "email", text.lower()).lower()
+        first = self._pick(self._first, (), patient_id, "email", text.lower()).lower()
         return (
             f"{first}.{self.number(patient_id, 'email-n', text.lower()) % 9000 + 1000}@example.org"
         )
 
-    def hospital(self, patient_id: str, text: str) -> str:
-        """A fictional hospital name."""
-        return self._pick(_HOSPITALS, text, patient_id, "hospital", text.lower())
+    def hospital(self, patient_id: str, text: str, avoid: Collection[str] = ()) -> str:
+        """A fictional hospital name, none of ``avoid`` (lower case) or ``text``."""
+        never = {text.lower(), *avoid}
+        return self._pick(_HOSPITALS, never, patient_id, "hospital", text.lower())
 
     def address(self, patient_id: str, text: str) -> str:
         """Replace house numbers, ZIPs, street and city words; keep street types and states."""
@@ -156,6 +162,6 @@ class SurrogateFactory:
             w = m.group()
             if _ADDRESS_KEEP.match(w):
                 return w
-            return _like(w, self._pick(_PLACE_WORDS, w, patient_id, "place", w.lower()))
+            return _like(w, self._pick(_PLACE_WORDS, {w.lower()}, patient_id, "place", w.lower()))
 
         return _WORD.sub(word, text)
