@@ -28,7 +28,7 @@ _HOSPITALS = (
     "Stonebridge Hospital",
     "Willow Creek Clinic",
     "Summit Ridge Medical Center",
-    "Bayside Memorial Hospital",
+    "Bayside Community Hospital",
     "Fairhaven Health Center",
 )
 _PLACE_WORDS = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -24,20 +25,26 @@ def test_synth_cohort_recall(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert report["overall"]["recall"] >= 0.95
     assert report["overall"]["char_recall"] >= 0.95
     assert report["overall"]["precision"] >= 0.9
-    # every PHI span's text is gone from the output notes
-    notes = {
-        (r["patient_id"], n["note_id"]): n["text"]
-        for r in map(json.loads, (cohort / "records.jsonl").read_text().splitlines())
-        for e in r["encounters"]
-        for n in e["notes"]
-    }
-    output = out.read_text()
+
+    # no PHI span's text is left, as a whole word, in its note's output
+    def notes_of(path: Path) -> dict[tuple[str, str], str]:
+        records = map(json.loads, path.read_text().splitlines())
+        return {
+            (r["patient_id"], n["note_id"]): n["text"]
+            for r in records
+            for e in r["encounters"]
+            for n in e["notes"]
+        }
+
+    before, after = notes_of(cohort / "records.jsonl"), notes_of(out)
     leaked = []
     for line in (cohort / "phi_spans.jsonl").read_text().splitlines():
         entry = json.loads(line)
-        text = notes[(entry["patient_id"], entry["note_id"])]
+        key = (entry["patient_id"], entry["note_id"])
         for s in entry["spans"]:
-            phi = text[s["start"] : s["end"]]
-            if len(phi) >= 6 and s["entity_type"] != "AGE" and f'"{phi}' not in output and phi in output:
+            phi = before[key][s["start"] : s["end"]]
+            if len(phi) >= 4 and re.search(
+                rf"(?<![A-Za-z]){re.escape(phi)}(?![A-Za-z])", after[key]
+            ):
                 leaked.append(s["entity_type"])
-    assert len(leaked) <= 0.02 * report["overall"]["gold"], leaked
+    assert len(leaked) <= 0.001 * report["overall"]["gold"], leaked
