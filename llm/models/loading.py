@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -145,9 +146,24 @@ def load_causal_lm(
     except (OSError, ValueError) as exc:
         raise BadInputError(f"{folder}: cannot load the tokenizer: {exc}") from exc
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
-    except (OSError, ValueError) as exc:
+        loaded: Any = AutoModelForCausalLM.from_pretrained(
+            folder, output_loading_info=True, **kwargs
+        )
+    except (OSError, ValueError, SafetensorError) as exc:
         raise BadInputError(f"{folder}: cannot load the model: {exc}") from exc
+    model: PreTrainedModel = loaded[0]
+    info: dict[str, Any] = loaded[1]
+    # transformers initialises missing weights at random and only logs it; a base
+    # model with random layers must not pass silently into training or serving.
+    missing = sorted(info.get("missing_keys", []))
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise BadInputError(
+            f"{folder}: the weights do not match config.json: {len(missing)} tensor(s) "
+            f"missing ({shown})"
+        )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer

@@ -13,13 +13,13 @@ multimodal tasks (``radiology_impression``, ``ecg_rhythm``).
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import (
-    CLIPImageProcessor,
     CLIPVisionConfig,
     GenerationConfig,
     LlamaForCausalLM,
@@ -125,6 +125,18 @@ def build_vlm(
     return model, processor
 
 
+def _clip_image_processor_class() -> type:
+    # Without torchvision, transformers falls back to the PIL backend anyway (with a
+    # warning on every use); ask for it directly. Both save as "CLIPImageProcessor".
+    if importlib.util.find_spec("torchvision") is None:
+        from transformers import CLIPImageProcessorPil
+
+        return CLIPImageProcessorPil
+    from transformers import CLIPImageProcessor
+
+    return CLIPImageProcessor
+
+
 def build_processor(tokenizer: PreTrainedTokenizerBase, vision: VisionShape) -> LlavaProcessor:
     """A LLaVA processor from local parts: CLIP image preprocessing + the tokenizer.
 
@@ -135,7 +147,7 @@ def build_processor(tokenizer: PreTrainedTokenizerBase, vision: VisionShape) -> 
     Returns:
         The processor, with the project's chat template.
     """
-    image_processor = CLIPImageProcessor(
+    image_processor = _clip_image_processor_class()(
         size={"shortest_edge": vision.image_size},
         crop_size={"height": vision.image_size, "width": vision.image_size},
         do_center_crop=True,

@@ -135,6 +135,9 @@ class PretrainSettings:
     weight_decay: float = 0.1
     max_grad_norm: float = 1.0
     seed: int = 0
+    # CPU threads for the loop (None: torch's default). One thread is the robust
+    # choice on small shared CPUs: measured 3x faster than two on a busy 2-core box.
+    threads: int | None = None
 
 
 @dataclass
@@ -239,6 +242,22 @@ def pretrain(
         raise ValueError(f"steps must be at least 1, got {settings.steps}")
     if blocks.shape[0] == 0 or not held_out:
         raise ValueError("pretraining needs at least one training block and one held-out chunk")
+    previous_threads = torch.get_num_threads()
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    try:
+        return _pretrain(model, blocks, held_out, settings, on_step)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _pretrain(
+    model: LlamaForCausalLM,
+    blocks: torch.Tensor,
+    held_out: list[torch.Tensor],
+    settings: PretrainSettings,
+    on_step: Callable[[int, float], None] | None,
+) -> PretrainResult:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
