@@ -1,0 +1,239 @@
+"""The model a recipe trains: precision, base weights, and LoRA/QLoRA adapters.
+
+Base weights load through :mod:`llm.models.loading` (local folder, safetensors
+only, no checkpoint code); vision-language models through
+:mod:`llm.train.multimodal` under the same rules. Call :func:`load_model` after
+the ``TrainingArguments`` exist: with a ZeRO-3 DeepSpeed config they register
+it globally, and ``from_pretrained`` then partitions the weights while loading
+instead of materialising the whole model in every process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from llm.errors import BadInputError
+from llm.train.distributed import is_cpu_run
+from llm.train.recipe import Recipe, resolve_dtype
+
+log = logging.getLogger(__name__)
+
+TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+@dataclass
+class LoadedModel:
+    """The model to train and what turns text (and images) into its inputs.
+
+    Attributes:
+        model: the model, with adapters applied for lora/qlora.
+        tokenizer: its tokenizer (with the chat template).
+        processor: the processor of a vision-language model (None for text models);
+            saved beside the final model instead of the bare tokenizer.
+        image_seq_length: embedding slots per image (1 for text models).
+        precision: ``bf16``, ``fp16`` or ``fp32``: the Trainer's mixed precision.
+        trainable_params: parameters that receive gradients.
+        total_params: every parameter (adapters included).
+    """
+
+    model: Any
+    tokenizer: Any
+    processor: Any
+    image_seq_length: int
+    precision: str
+    trainable_params: int
+    total_params: int
+
+
+def base_config(recipe: Recipe) -> dict[str, Any]:
+    """``<model.base>/config.json`` as a dict.
+
+    Raises:
+        BadInputError: ``model.base`` is unset, or its config is missing or not JSON.
+    """
+    if recipe.model.base is None:
+        raise BadInputError(
+            "model.base: required for training (a local checkpoint folder, e.g. "
+            "models/tiny-clinical from `clinical-llm model init`)"
+        )
+    path = recipe.model.base / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(
+            f"model.base: {path} not found; build the tiny model with `clinical-llm model init "
+            f"--records R --out {recipe.model.base}` or point model.base at a checkpoint"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    if not isinstance(config, dict):
+        raise BadInputError(f"{path}: expected a JSON object")
+    return config
+
+
+def training_precision(recipe: Recipe, config: dict[str, Any]) -> str:
+    """Mixed precision of the run: ``bf16``, ``fp16`` or ``fp32``.
+
+    ``model.dtype: auto`` follows the checkpoint's dtype on a CUDA GPU only: on
+    CPU it trains in fp32 (a bf16 checkpoint is up-cast), because CPU bf16
+    matmuls are slow without AMX. An explicit ``bf16`` is honoured everywhere.
+
+    Raises:
+        BadInputError: fp16 without a CUDA GPU.
+    """
+    resolved = resolve_dtype(recipe.model.dtype, config)
+    on_gpu = torch.cuda.is_available() and not is_cpu_run()
+    if recipe.model.dtype == "auto" and resolved != "fp32" and not on_gpu:
+        log.info("model.dtype auto: checkpoint is %s, training in fp32 on CPU", resolved)
+        return "fp32"
+    if resolved == "fp16" and not on_gpu:
+        raise BadInputError(
+            "model.dtype: fp16 needs a CUDA GPU (loss scaling); use bf16 or fp32 on CPU"
+        )
+    return resolved
+
+
+def _load_dtype(recipe: Recipe, precision: str) -> torch.dtype:
+    # Adapters train on a frozen base stored in the run's precision. Full fine-tuning
+    # keeps fp32 master weights: the Trainer's autocast (or DeepSpeed's bf16/fp16
+    # engine, which makes its own 16-bit copy) provides the low-precision compute.
+    if recipe.method.kind == "full":
+        return torch.float32
+    return TORCH_DTYPES[precision]
+
+
+def _check_quantization(recipe: Recipe) -> None:
+    quant = recipe.method.quantization
+    if quant is not None and (quant.quant_type != "nf4" or not quant.double_quant):
+        raise BadInputError(
+            "method.quantization: llm.models.loading loads 4-bit bases as nf4 with double "
+            f"quantisation only; got quant_type={quant.quant_type}, double_quant="
+            f"{quant.double_quant}. Use the defaults (nf4, true)"
+        )
+
+
+def _disable_cache(model: Any) -> None:
+    # The KV cache is useless in training, and with it on transformers skips the
+    # packed-sequence mask (packed examples would attend to each other).
+    model.config.use_cache = False
+    text_config = getattr(model.config, "text_config", None)
+    if text_config is not None:
+        text_config.use_cache = False
+
+
+def apply_adapters(model: Any, recipe: Recipe, *, gradient_checkpointing: bool) -> Any:
+    """Wrap ``model`` in peft LoRA adapters as the recipe's ``method.lora`` says.
+
+    Args:
+        model: the base model (4-bit for qlora).
+        recipe: the validated recipe (``method.kind`` lora or qlora).
+        gradient_checkpointing: whether the run recomputes activations (qlora
+            preparation needs to know).
+
+    Returns:
+        The ``PeftModel``; only adapters (and ``modules_to_save``) are trainable.
+    """
+    from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
+
+    lora = recipe.method.lora
+    assert lora is not None  # the recipe checks require it for lora/qlora
+    if recipe.method.kind == "qlora":
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=gradient_checkpointing
+        )
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        modules_to_save=list(lora.modules_to_save) or None,
+        bias="none",
+        task_type=TaskType.CAUSAL_LM,
+    )
+    try:
+        return get_peft_model(model, config)
+    except ValueError as exc:
+        raise BadInputError(f"method.lora.target_modules: {exc}") from None
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameters; under ZeRO-3 the full sizes (``ds_numel``)."""
+    trainable = total = 0
+    for p in model.parameters():
+        n = int(getattr(p, "ds_numel", p.numel()))
+        total += n
+        trainable += n if p.requires_grad else 0
+    return trainable, total
+
+
+def load_model(recipe: Recipe, *, precision: str) -> LoadedModel:
+    """Load the recipe's base model and prepare it for its method.
+
+    Args:
+        recipe: the validated recipe.
+        precision: from :func:`training_precision`.
+
+    Returns:
+        The model (adapters applied for lora/qlora, KV cache off) and its tokenizer.
+
+    Raises:
+        BadInputError: the base folder cannot be loaded, the quantisation cannot
+            run here, or the adapter targets match nothing.
+    """
+    from llm.models.loading import load_causal_lm
+
+    assert recipe.model.base is not None  # base_config() was called first
+    dtype = _load_dtype(recipe, precision)
+    processor = None
+    seq_length = 1
+    if recipe.model.multimodal:
+        from llm.train.multimodal import image_seq_length, load_vision_language_model
+
+        model, processor = load_vision_language_model(recipe.model.base, dtype=dtype)
+        tokenizer = processor.tokenizer
+        seq_length = image_seq_length(model)
+    else:
+        quantization = None
+        if recipe.method.kind == "qlora":
+            _check_quantization(recipe)
+            quantization = "4bit"
+        model, tokenizer = load_causal_lm(
+            recipe.model.base,
+            dtype=dtype,
+            quantization=quantization,  # type: ignore[arg-type]
+        )
+    if tokenizer.chat_template is None:
+        raise BadInputError(
+            f"{recipe.model.base}: the tokenizer has no chat template; training needs the "
+            "project's (llm.models.chat_template) or the checkpoint's own with "
+            "{% generation %} markers"
+        )
+    model.set_attn_implementation(recipe.model.attn_implementation)
+    _disable_cache(model)
+    if recipe.method.kind in ("lora", "qlora"):
+        model = apply_adapters(
+            model, recipe, gradient_checkpointing=recipe.training.gradient_checkpointing
+        )
+    trainable, total = count_parameters(model)
+    log.info(
+        "model %s: %s parameters, %s trainable (%s), %s",
+        recipe.model.base.name,
+        f"{total:,}",
+        f"{trainable:,}",
+        recipe.method.kind,
+        precision,
+    )
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        processor=processor,
+        image_seq_length=seq_length,
+        precision=precision,
+        trainable_params=trainable,
+        total_params=total,
+    )

@@ -1,0 +1,442 @@
+"""The training path: arguments from the recipe, data mix, token counting, resume rules,
+tracking, choice accuracy; and one real single-process run with TensorBoard + MLflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pytest
+import torch
+
+from llm.errors import BadInputError
+from llm.train.callbacks import (
+    NUM_REAL_TOKENS,
+    STOP_AFTER_STEP_ENV,
+    TokenCountingCollator,
+    stop_after_step,
+)
+from llm.train.datasets import build_split, dataset_provenance
+from llm.train.evaluate_choices import choice_accuracy, generation_accuracy
+from llm.train.model_setup import training_precision
+from llm.train.packing import PackedCollator, PaddedCollator
+from llm.train.recipe import Recipe, load_recipe
+from llm.train.tokenize import IGNORE_INDEX, tokenize_chat
+from llm.train.tracking import configure_environment, flatten, report_to, tensorboard_dir
+from llm.train.trainer import build_training_arguments, resume_checkpoint
+from tests.train.conftest import tiny_llama
+from tests.train.fixtures import (
+    TrainingAssets,
+    asset_overrides,
+    check_launch,
+    launch,
+    logged_losses,
+    read_manifest,
+    training_assets,  # noqa: F401  (fixture)
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SYSTEM = "You are a clinical assistant. Answer with exactly one of: yes, no."
+
+
+# ---------------------------------------------------------------- a small task folder
+
+
+def _rows(n: int, task: str, note_words: int = 12) -> list[dict[str, Any]]:
+    rows = []
+    for i in range(n):
+        answer = "yes" if i % 3 == 0 else "no"
+        note = " ".join(["cough and fever for three days."] * (1 + i % note_words))
+        rows.append(
+            {
+                "id": f"{task}:P{i:03d}",
+                "messages": [
+                    {"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": note},
+                    {"role": "assistant", "content": answer},
+                ],
+                "answer": answer,
+                "demographics": {"sex": "female" if i % 2 else "male"},
+            }
+        )
+    return rows
+
+
+def _write_tasks(root: Path, tasks: dict[str, int]) -> Path:
+    manifest: dict[str, Any] = {"kind": "clinical-llm task datasets", "tasks": {}}
+    for task, n in tasks.items():
+        splits = {
+            "train": datasets.Dataset.from_list(_rows(n, task)),
+            "validation": datasets.Dataset.from_list(_rows(4, task)),
+        }
+        datasets.DatasetDict(splits).save_to_disk(str(root / task))
+        manifest["tasks"][task] = {
+            "content_sha256": f"hash-{task}",
+            "counts": {"train": n, "validation": 4},
+            "answers": ["no", "yes"],
+        }
+    manifest["records"] = {"sha256": "records-hash"}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def _recipe(tmp_path: Path, *overrides: str, text: str | None = None) -> Recipe:
+    base = text or (
+        "model: {base: model}\n"
+        "data: {dataset_dir: data, tasks: [diagnosis, readmission], max_length: 64}\n"
+        "method: {kind: lora, lora: {r: 4, alpha: 8}}\n"
+        "training: {output_dir: run, max_steps: 7, micro_batch_size: 2}\n"
+    )
+    path = tmp_path / "recipe.yaml"
+    path.write_text(base)
+    return load_recipe(path, list(overrides), base_dir=tmp_path)
+
+
+# ---------------------------------------------------------------- TrainingArguments
+
+
+def test_training_arguments_follow_the_recipe(tmp_path: Path) -> None:
+    recipe = _recipe(
+        tmp_path,
+        "training.learning_rate=0.003",
+        "training.lr_scheduler=linear",
+        "training.warmup_ratio=0.1",
+        "training.gradient_accumulation_steps=3",
+        "training.eval_every_steps=2",
+        "training.save_every_steps=4",
+        "training.save_total_limit=1",
+        "training.early_stopping_patience=2",
+        "training.logging_steps=3",
+        "training.seed=7",
+        "tracking.backend=[tensorboard,mlflow]",
+    )
+    args = build_training_arguments(recipe, precision="fp32", deepspeed=None, has_eval=True)
+    assert args.output_dir == str(tmp_path / "run")
+    assert (args.max_steps, args.learning_rate, args.lr_scheduler_type.value) == (
+        7,
+        0.003,
+        "linear",
+    )
+    assert args.warmup_steps == 0.1 and args.get_warmup_steps(7) == 1
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (2, 3)
+    assert (args.eval_strategy.value, args.eval_steps) == ("steps", 2)
+    assert (args.save_strategy.value, args.save_steps, args.save_total_limit) == ("steps", 4, 1)
+    assert args.load_best_model_at_end and args.metric_for_best_model == "eval_loss"
+    assert args.greater_is_better is False
+    assert (args.logging_steps, args.seed, args.data_seed) == (3, 7, 7)
+    assert args.report_to == ["tensorboard", "mlflow"]
+    assert args.run_name == "run"
+    assert not args.bf16 and not args.fp16 and args.deepspeed is None
+    assert args.remove_unused_columns is False and args.prediction_loss_only
+
+
+def test_no_cadence_means_no_periodic_eval_or_save(tmp_path: Path) -> None:
+    recipe = _recipe(tmp_path, "tracking.backend=none")
+    args = build_training_arguments(recipe, precision="bf16", deepspeed=None, has_eval=True)
+    assert args.eval_strategy.value == "no" and args.save_strategy.value == "no"
+    assert args.bf16 and not args.load_best_model_at_end
+    assert args.report_to == [] or args.report_to == ["none"]
+
+
+def test_precision_auto_is_fp32_on_cpu_and_explicit_bf16_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "true")
+    auto = _recipe(tmp_path)
+    assert training_precision(auto, {"torch_dtype": "bfloat16"}) == "fp32"
+    assert training_precision(auto, {}) == "fp32"
+    bf16 = _recipe(tmp_path, "model.dtype=bf16")
+    assert training_precision(bf16, {"torch_dtype": "float32"}) == "bf16"
+    fp16 = _recipe(tmp_path, "model.dtype=fp16")
+    with pytest.raises(BadInputError, match="fp16 needs a CUDA GPU"):
+        training_precision(fp16, {})
+
+
+# ---------------------------------------------------------------- resume rules
+
+
+def test_resume_picks_the_newest_checkpoint_by_step(tmp_path: Path) -> None:
+    for step in (3, 10, 9):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    assert resume_checkpoint(tmp_path, True) == tmp_path / "checkpoint-10"
+
+
+def test_resume_without_checkpoint_and_fresh_run_over_checkpoints_are_refused(
+    tmp_path: Path,
+) -> None:
+    assert resume_checkpoint(tmp_path / "new", False) is None
+    assert resume_checkpoint(tmp_path, False) is None
+    with pytest.raises(BadInputError, match="no checkpoint-N folder"):
+        resume_checkpoint(tmp_path, True)
+    (tmp_path / "checkpoint-4").mkdir()
+    with pytest.raises(BadInputError, match=r"already holds checkpoints.*--resume"):
+        resume_checkpoint(tmp_path, False)
+
+
+@pytest.mark.parametrize("raw", ["0", "-2", "three"])
+def test_stop_after_step_must_be_a_positive_step(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(STOP_AFTER_STEP_ENV, raw)
+    with pytest.raises(BadInputError, match=STOP_AFTER_STEP_ENV):
+        stop_after_step()
+    monkeypatch.setenv(STOP_AFTER_STEP_ENV, "5")
+    assert stop_after_step() == 5
+    monkeypatch.delenv(STOP_AFTER_STEP_ENV)
+    assert stop_after_step() is None
+
+
+# ---------------------------------------------------------------- real-token counting
+
+
+def _features(lengths: list[int], pad: int) -> list[dict[str, Any]]:
+    # token ids equal to the pad id inside real text: counting ids != pad would miss them
+    return [{"input_ids": [pad] * n, "labels": [pad] * n} for n in lengths]
+
+
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "padded"])
+def test_batches_carry_their_real_token_count(packed: bool) -> None:
+    pad = 7
+    inner: Any = (
+        PackedCollator(max_length=16, pad_token_id=pad)
+        if packed
+        else PaddedCollator(pad_token_id=pad)
+    )
+    batch = TokenCountingCollator(inner)(_features([5, 9, 3], pad))
+    assert int(batch[NUM_REAL_TOKENS]) == 17
+    assert batch["input_ids"].numel() > 17  # there is padding, and it is not counted
+
+
+# ---------------------------------------------------------------- data mix
+
+
+def test_tasks_are_mixed_shuffled_by_seed_and_limited(tmp_path: Path, chat_tokenizer: Any) -> None:
+    _write_tasks(tmp_path / "data", {"diagnosis": 10, "readmission": 6})
+    recipe = _recipe(tmp_path, "data.max_length=128")
+    first = build_split(recipe, "train", chat_tokenizer)
+    again = build_split(recipe, "train", chat_tokenizer)
+    other = build_split(
+        _recipe(tmp_path, "data.max_length=128", "training.seed=1"), "train", chat_tokenizer
+    )
+    assert first.examples == 16 and first.stats["diagnosis"].read == 10
+    assert first.dataset["input_ids"] == again.dataset["input_ids"]
+    assert first.dataset["input_ids"] != other.dataset["input_ids"]
+    assert first.tokens == sum(len(ids) for ids in first.dataset["input_ids"])
+    limited = build_split(recipe, "train", chat_tokenizer, limit=5)
+    assert limited.examples == 5 and limited.dataset["input_ids"] == first.dataset["input_ids"][:5]
+
+
+def test_packing_keeps_every_example_and_marks_their_lengths(
+    tmp_path: Path, chat_tokenizer: Any
+) -> None:
+    _write_tasks(tmp_path / "data", {"diagnosis": 10, "readmission": 6})
+    plain = build_split(_recipe(tmp_path, "data.max_length=128"), "train", chat_tokenizer)
+    packed = build_split(
+        _recipe(tmp_path, "data.max_length=128", "data.packing=true"), "train", chat_tokenizer
+    )
+    assert len(packed.dataset) < packed.examples == 16
+    assert sum(map(sum, packed.dataset["seq_lens"])) == plain.tokens == packed.tokens
+    assert all(sum(lens) <= 128 for lens in packed.dataset["seq_lens"])
+
+
+def test_a_task_that_loses_every_example_is_an_error(tmp_path: Path, chat_tokenizer: Any) -> None:
+    _write_tasks(tmp_path / "data", {"diagnosis": 4, "readmission": 4})
+    recipe = _recipe(tmp_path, "data.max_length=16")
+    with pytest.raises(
+        BadInputError, match=r"diagnosis: every train example was rejected.*max_length"
+    ):
+        build_split(recipe, "train", chat_tokenizer)
+
+
+def test_missing_split_and_task_name_the_folder(tmp_path: Path, chat_tokenizer: Any) -> None:
+    _write_tasks(tmp_path / "data", {"diagnosis": 4})
+    recipe = _recipe(tmp_path, "data.max_length=128")
+    with pytest.raises(BadInputError, match=r"data/readmission: no task dataset"):
+        build_split(recipe, "train", chat_tokenizer)
+    with pytest.raises(BadInputError, match=r"no split 'test'"):
+        build_split(_recipe(tmp_path, "data.tasks=[diagnosis]"), "test", chat_tokenizer)
+
+
+def test_provenance_records_hashes_and_counts(tmp_path: Path) -> None:
+    root = _write_tasks(tmp_path / "data", {"diagnosis": 4})
+    found = dataset_provenance(root, ["diagnosis"])
+    assert found["tasks"]["diagnosis"]["content_sha256"] == "hash-diagnosis"
+    assert found["tasks"]["diagnosis"]["counts"] == {"train": 4, "validation": 4}
+    assert found["records_sha256"] == "records-hash" and len(found["manifest_sha256"]) == 64
+    with pytest.raises(BadInputError, match=r"tasks.readmission: not built"):
+        dataset_provenance(root, ["readmission"])
+    with pytest.raises(BadInputError, match="clinical-llm data build"):
+        dataset_provenance(tmp_path / "nowhere", ["diagnosis"])
+
+
+# ---------------------------------------------------------------- tracking
+
+
+def test_tracking_environment_points_into_the_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in ("TENSORBOARD_LOGGING_DIR", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "true")
+    recipe = _recipe(
+        tmp_path, "tracking.backend=[tensorboard,mlflow]", "tracking.experiment_name=exp"
+    )
+    configure_environment(recipe)
+    import os
+
+    assert os.environ["TENSORBOARD_LOGGING_DIR"] == str(tmp_path / "run" / "runs" / "run")
+    assert tensorboard_dir(recipe) == tmp_path / "run" / "runs" / "run"
+    assert os.environ["MLFLOW_TRACKING_URI"] == (tmp_path / "run" / "mlruns").as_uri()
+    assert os.environ["MLFLOW_EXPERIMENT_NAME"] == "exp"
+    assert os.environ["MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING"] == "false"
+    assert report_to(_recipe(tmp_path, "tracking.backend=none")) == []
+    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {
+        "a.b": "1",
+        "a.c": "[1, 2]",
+        "d": "None",
+    }
+
+
+# ---------------------------------------------------------------- constrained choice
+
+
+def _answer_log_likelihood(model: Any, tokenizer: Any, row: dict[str, Any], answer: str) -> float:
+    """Reference computation: log p(answer tokens + <|eot_id|> | rendered prompt)."""
+    prompt = tokenizer.apply_chat_template(
+        row["messages"][:-1], tokenize=True, add_generation_prompt=True, return_dict=True
+    )["input_ids"]
+    target = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    ids = torch.tensor([list(prompt) + target])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+    start = len(prompt)
+    return sum(float(logprobs[start + i - 1, t]) for i, t in enumerate(target))
+
+
+def test_choice_accuracy_picks_the_most_likely_allowed_answer(chat_tokenizer: Any) -> None:
+    model = tiny_llama(len(chat_tokenizer), "sdpa")
+    rows = _rows(6, "readmission")
+    result = choice_accuracy(model, chat_tokenizer, rows, choices=["no", "yes"], max_length=256)
+    expected = []
+    for row in rows:
+        scores = {a: _answer_log_likelihood(model, chat_tokenizer, row, a) for a in ("no", "yes")}
+        expected.append(max(scores, key=scores.__getitem__))
+        chosen = result["predictions"][len(expected) - 1]
+        assert chosen["score"] == pytest.approx(scores[chosen["prediction"]], abs=1e-4)
+    assert [p["prediction"] for p in result["predictions"]] == expected
+    correct = sum(e == r["answer"] for e, r in zip(expected, rows, strict=True))
+    assert result["correct"] == correct and result["accuracy"] == correct / 6
+    assert result["predictions"][0]["demographics"] == {"sex": "male"}
+    assert sum(v["n"] for v in result["per_label"].values()) == 6
+
+
+def test_choice_and_generation_accuracy_refuse_bad_rows(chat_tokenizer: Any) -> None:
+    model = tiny_llama(len(chat_tokenizer), "sdpa")
+    with pytest.raises(BadInputError, match="empty"):
+        choice_accuracy(model, chat_tokenizer, [])
+    row = _rows(1, "readmission")[0]
+    with pytest.raises(BadInputError, match="at least two choices"):
+        choice_accuracy(model, chat_tokenizer, [row])
+    no_answer = {**row, "messages": row["messages"][:-1]}
+    with pytest.raises(BadInputError, match=r"row 0 .*ending with the answer"):
+        generation_accuracy(model, chat_tokenizer, [no_answer])
+
+
+def test_generation_accuracy_decodes_greedily_until_end_of_turn(chat_tokenizer: Any) -> None:
+    model = tiny_llama(len(chat_tokenizer), "sdpa")
+    rows = _rows(2, "readmission")
+    result = generation_accuracy(model, chat_tokenizer, rows, max_new_tokens=4, max_length=256)
+    for row, pred in zip(rows, result["predictions"], strict=True):
+        chat = [*row["messages"][:-1], {"role": "assistant", "content": ""}]
+        tokenized = tokenize_chat(chat, chat_tokenizer, max_length=252)
+        cut = next(i for i, lab in enumerate(tokenized["labels"]) if lab != IGNORE_INDEX)
+        ids = torch.tensor([tokenized["input_ids"][:cut]])
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=4,
+            do_sample=False,
+            eos_token_id=chat_tokenizer.eos_token_id,
+            pad_token_id=chat_tokenizer.pad_token_id,
+        )
+        text = chat_tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
+        assert pred["prediction"] == text
+    assert (
+        result["accuracy"]
+        == sum(p["prediction"] == p["reference"] for p in result["predictions"]) / 2
+    )
+
+
+# ---------------------------------------------------------------- one real process, tracked
+
+
+@pytest.mark.slow
+def test_single_process_run_trains_tracks_and_writes_a_manifest(
+    training_assets: TrainingAssets,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "run"
+    log = tmp_path / "train.log"
+    overrides = [
+        *asset_overrides(training_assets, out),
+        "training.max_steps=3",
+        "training.save_every_steps=3",
+        "data.max_train_examples=12",
+        "tracking.backend=[tensorboard,mlflow]",
+        "tracking.experiment_name=test-exp",
+    ]
+    check_launch(launch(None, "recipes/tiny-lora-cpu.yaml", overrides, log), log)
+    text = log.read_text()
+    assert "world size 1" in text and "running as ONE process by hand" in text
+
+    manifest = read_manifest(out)
+    assert manifest["kind"] == "train" and manifest["world_size"] == 1
+    assert manifest["deepspeed"] is None  # one CPU process started by hand
+    results: Any = manifest["results"]
+    assert results["global_step"] == 3 and results["tokens_seen"] > 0
+    assert results["tokens_seen"] <= manifest["dataset"]["train"]["tokens"]  # type: ignore[index]
+    assert results["final_eval_loss"] is not None and results["tokens_per_second"] > 0
+    assert manifest["dataset"]["tasks"]["diagnosis"]["content_sha256"]  # type: ignore[index]
+    assert manifest["config"]["training"]["max_steps"] == 3  # type: ignore[index]
+    assert manifest["libraries"]["deepspeed"] and manifest["git_commit"] is not None  # type: ignore[index]
+    assert sorted(logged_losses(out)) == [1, 2, 3]
+
+    final = out / "final"
+    for name in (
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "tokenizer.json",
+        "chat_template.jinja",
+    ):
+        assert (final / name).is_file(), name
+    assert not list(final.glob("*.bin")) and not list(final.glob("*.pt"))
+    assert (out / "checkpoint-3").is_dir()
+
+    # TensorBoard: event files with the loss scalar at every logged step
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = list((out / "runs").rglob("events.out.tfevents.*"))
+    assert events
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2, 3]
+
+    # MLflow: one run in the run folder's file store with params, metrics and the manifest
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=(out / "mlruns").as_uri())
+    experiment = client.get_experiment_by_name("test-exp")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["recipe.training.max_steps"] == "3"
+    assert run.data.params["recipe.method.lora.r"] == "8"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3]
+    assert run.data.metrics["tokens_seen"] == results["tokens_seen"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"manifest.json", "trainer_state.json", "final"} <= artifacts
+    final_artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "final")}
+    assert "final/adapter_model.safetensors" in final_artifacts
+    assert manifest["outputs"]["mlflow"]["run_id"] == run.info.run_id  # type: ignore[index]
