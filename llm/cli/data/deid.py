@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.table import Table
 
 from llm.cli.common import err_console, out_console, print_read_stats, print_summary, track
-from llm.data.deid.engine import KEY_ENV, STRATEGIES, load_key
-from llm.data.deid.evaluate import DeidEvaluation
-from llm.data.deid.records import deidentify_records, write_evaluation
+from llm.data.deid.keys import KEY_ENV, STRATEGIES, load_key
 from llm.errors import BadInputError, CheckFailedError
+
+if TYPE_CHECKING:
+    from llm.data.deid.evaluate import DeidEvaluation
 
 T = TypeVar("T")
 
@@ -101,6 +102,9 @@ def deid(
 
     Exit codes: 0 done, 1 recall below --min-recall, 2 bad input.
     """
+    # Presidio and spaCy load here, not when the CLI starts.
+    from llm.data.deid.records import deidentify_records, write_evaluation
+
     if strategy not in STRATEGIES:
         raise BadInputError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     key, generated = load_key(key_file)

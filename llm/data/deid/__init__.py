@@ -9,17 +9,29 @@
 * :mod:`~llm.data.deid.evaluate`: scores against ``phi_spans.jsonl``.
 """
 
-from llm.data.deid.engine import Deidentifier, Detection, load_key
-from llm.data.deid.evaluate import DeidEvaluation, evaluate_detections, read_phi_spans
-from llm.data.deid.records import DeidSummary, deidentify_records
+from __future__ import annotations
 
-__all__ = [
-    "DeidEvaluation",
-    "DeidSummary",
-    "Deidentifier",
-    "Detection",
-    "deidentify_records",
-    "evaluate_detections",
-    "load_key",
-    "read_phi_spans",
-]
+import importlib
+from typing import Any
+
+# Resolved on first use: importing Presidio and spaCy takes seconds, and the
+# CLI must start fast for commands that never de-identify anything.
+_LAZY = {
+    "Deidentifier": "llm.data.deid.engine",
+    "Detection": "llm.data.deid.engine",
+    "load_key": "llm.data.deid.keys",
+    "DeidEvaluation": "llm.data.deid.evaluate",
+    "evaluate_detections": "llm.data.deid.evaluate",
+    "read_phi_spans": "llm.data.deid.evaluate",
+    "DeidSummary": "llm.data.deid.records",
+    "deidentify_records": "llm.data.deid.records",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llm.data.deid' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -21,9 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import re
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from llm.data.deid.dates import shift_date_text
+from llm.data.deid.keys import MIN_KEY_BYTES, STRATEGIES
 from llm.data.deid.nlp import EntityOnlySpacyNlpEngine, PatternContextEnhancer, ensure_pipeline
 from llm.data.deid.recognizers import NOT_NAME_WORDS, clinical_recognizers
 from llm.data.deid.surrogates import SurrogateFactory
@@ -42,13 +41,10 @@ if TYPE_CHECKING:
     from presidio_anonymizer import AnonymizerEngine
 
 Strategy = Literal["tag", "surrogate"]
-STRATEGIES: tuple[str, ...] = ("tag", "surrogate")
-KEY_ENV = "CLINICAL_LLM_DEID_KEY"
 # Offsets move dates 1 to 10 years into the past: far enough that no real date survives.
 SHIFT_MIN_DAYS = 365
 SHIFT_MAX_DAYS = 3650
 AGE_CAP = 90
-MIN_KEY_BYTES = 16
 
 # Presidio logs recognizer loading at INFO; keep the run's output to our own lines.
 for _name in ("presidio-analyzer", "presidio-anonymizer"):
@@ -63,38 +59,6 @@ class Detection:
     end: int
     entity_type: str
     score: float
-
-
-def load_key(key_file: str | Path | None = None) -> tuple[bytes, bool]:
-    """The secret that date offsets and surrogates are derived from.
-
-    Args:
-        key_file: a file holding the key (its text, surrounding whitespace ignored).
-
-    Returns:
-        ``(key, generated)``: the key from ``key_file``, else from the
-        ``CLINICAL_LLM_DEID_KEY`` environment variable, else a fresh random key
-        (``generated`` is then true: offsets will differ on the next run).
-
-    Raises:
-        BadInputError: the key file is missing or the key is shorter than 16 bytes.
-    """
-    if key_file is not None:
-        path = Path(key_file)
-        if not path.is_file():
-            raise BadInputError(f"{path}: key file not found")
-        key = path.read_bytes().strip()
-        source = str(path)
-    elif os.environ.get(KEY_ENV):
-        key = os.environ[KEY_ENV].strip().encode("utf-8")
-        source = f"${KEY_ENV}"
-    else:
-        return secrets.token_bytes(32), True
-    if len(key) < MIN_KEY_BYTES:
-        raise BadInputError(
-            f"{source}: de-identification key must be at least {MIN_KEY_BYTES} bytes"
-        )
-    return key, False
 
 
 def merge_detections(detections: Sequence[Detection]) -> list[Detection]:

@@ -13,8 +13,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import sys
-import types
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -88,22 +86,14 @@ def _results(job: PatientJob, n_patients: int, workers: int) -> Iterator[Patient
 
 
 def _spawn_pool(workers: int) -> Pool:
-    """A pool of freshly spawned workers that import only what generating patients needs.
+    """A pool of freshly spawned workers.
 
     Spawn, not fork: the caller may hold threads (a progress bar) that fork
-    would copy mid-lock. A spawned worker normally re-imports the parent's
-    ``__main__`` first, which for the CLI means every CLI dependency (spaCy,
-    Presidio: about 10 s of CPU per worker); while the workers start,
-    ``__main__`` is a blank module so that they skip it. Workers are all
-    started in the constructor and never replaced, so the swap covers them all.
+    would copy mid-lock. Spawned workers re-import the caller's ``__main__``;
+    for the CLI that is cheap because every command imports its heavy
+    libraries only when it runs.
     """
-    ctx = multiprocessing.get_context("spawn")
-    real_main = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        return ctx.Pool(processes=workers)
-    finally:
-        sys.modules["__main__"] = real_main
+    return multiprocessing.get_context("spawn").Pool(processes=workers)
 
 
 def _sha256(path: Path) -> str:
