@@ -112,6 +112,7 @@ def init(
         f"{run['final_loss']:.3f}; held-out perplexity {run['held_out_perplexity_before']:.1f} "
         f"-> {run['held_out_perplexity_after']:.1f} in {run['seconds']:.0f} s",
         highlight=False,
+        soft_wrap=True,
     )
     written = str(out)
     if multimodal:

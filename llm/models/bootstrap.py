@@ -28,6 +28,7 @@ from llm.models.manifest import (
     hardware,
     library_versions,
     now_iso,
+    prepare_model_folder,
     write_manifest,
 )
 from llm.models.tiny import (
@@ -45,6 +46,7 @@ from llm.models.tokenizer import train_bpe_tokenizer
 # at 0.5 s/step on a quiet 2-core CPU and about 1.3 s/step on a busy one (see
 # docs/models.md); held-out perplexity falls by more than an order of magnitude.
 DEFAULT_STEPS: dict[str, int] = {"tiny": 60, "small": 60}
+BASE_MODEL_KIND = "base_model"
 DEFAULT_BLOCK_SIZE = 256
 DEFAULT_BATCH_SIZE = 4
 
@@ -119,11 +121,11 @@ def init_base_model(
     model = build_llama(config, seed=options.seed)
     result = pretrain(model, blocks, held_out, settings, on_step=on_step)
 
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_model_folder(out, BASE_MODEL_KIND)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     manifest: dict[str, Any] = {
-        "kind": "base_model",
+        "kind": BASE_MODEL_KIND,
         "package_version": __version__,
         "git_commit": git_commit(),
         "args": {

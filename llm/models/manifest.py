@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from llm.errors import BadInputError
+
 LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "accelerate", "numpy")
 
 
@@ -77,3 +79,32 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
     path = folder / "manifest.json"
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def prepare_model_folder(folder: Path, kind: str) -> None:
+    """Make ``folder`` ready to receive a model of ``kind``.
+
+    A missing or empty folder is created; a folder written earlier by the same
+    command (its ``manifest.json`` has this ``kind``) has its weight shards
+    removed, so no stale shard of the old model sits beside the new one.
+    Anything else is refused rather than mixed with.
+
+    Raises:
+        BadInputError: the folder holds other files.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise BadInputError(f"{folder}: exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()):
+        try:
+            earlier = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            earlier = None
+        if not isinstance(earlier, dict) or earlier.get("kind") != kind:
+            raise BadInputError(
+                f"{folder}: folder is not empty and was not written by this command; "
+                "choose a new --out or empty it"
+            )
+        for shard in folder.glob("*.safetensors"):
+            shard.unlink()
+        (folder / "model.safetensors.index.json").unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)

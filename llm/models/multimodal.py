@@ -32,7 +32,14 @@ from transformers import (
 from llm.errors import BadInputError
 from llm.models.chat_template import CHAT_TEMPLATE, IMAGE_TOKEN
 from llm.models.loading import load_causal_lm
-from llm.models.manifest import file_sha256, hardware, library_versions, now_iso, write_manifest
+from llm.models.manifest import (
+    file_sha256,
+    hardware,
+    library_versions,
+    now_iso,
+    prepare_model_folder,
+    write_manifest,
+)
 from llm.models.tokenizer import token_id
 
 # CLIP's normalisation constants (the values its image processor defaults to).
@@ -58,6 +65,7 @@ class VisionShape:
 
 
 TINY_VISION = VisionShape()
+VLM_KIND = "vision_language_model"
 
 
 def vlm_folder_for(text_model_dir: Path) -> Path:
@@ -212,9 +220,10 @@ def init_vlm(text_model_dir: Path, out: Path, *, seed: int = 0) -> dict[str, Any
             f"{text_model_dir}: expected a LlamaForCausalLM, got {type(text_model).__name__}"
         )
     model, processor = build_vlm(text_model, tokenizer, seed=seed)
+    prepare_model_folder(out, VLM_KIND)
     summary = save_vlm(model, processor, out)
     manifest: dict[str, Any] = {
-        "kind": "vision_language_model",
+        "kind": VLM_KIND,
         "text_model": str(text_model_dir),
         "text_model_sha256": file_sha256(text_model_dir / "model.safetensors"),
         "seed": seed,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -28,15 +29,24 @@ def _app() -> typer.Typer:
 FAST = ["--steps", "4", "--block-size", "32", "--batch-size", "2"]
 
 
+@pytest.mark.slow
 def test_init_prints_counts_and_where_the_model_is(note_records: Path, tmp_path: Path) -> None:  # noqa: F811
     out = tmp_path / "models" / "tiny-clinical"
     result = CliRunner().invoke(
-        _app(), ["model", "init", "--records", str(note_records), "--out", str(out), *FAST]
+        _app(),
+        ["model", "init", "--records", str(note_records), "--out", str(out), *FAST, "--multimodal"],
     )
     assert result.exit_code == 0, result.output
     assert f"{note_records}: read 8 = used 8 + rejected 0" in result.output
     assert "held-out perplexity" in result.output
-    assert result.output.strip().splitlines()[-1] == f"model init: tiny model written to {out}"
+    vl = out.parent / "tiny-clinical-vl"
+    assert result.output.strip().splitlines()[-1] == (
+        f"model init: tiny model written to {out} and {vl}"
+    )
+    vl_manifest = json.loads((vl / "manifest.json").read_text(encoding="utf-8"))
+    assert vl_manifest["kind"] == "vision_language_model"
+    assert vl_manifest["text_model"] == str(out)
+    assert (vl / "processor_config.json").is_file()
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["args"]["steps"] == 4 and manifest["args"]["threads"] == 1
     # no note text leaks into what the command prints

@@ -14,6 +14,7 @@ from llm.errors import BadInputError
 from llm.models.bootstrap import InitOptions, init_base_model
 from llm.models.chat_template import EOT_TOKEN
 from llm.models.corpus import read_note_corpus
+from llm.models.manifest import prepare_model_folder
 
 FAST = {"steps": 10, "block_size": 32, "batch_size": 4, "learning_rate": 3e-3, "threads": 1}
 
@@ -115,3 +116,23 @@ def test_too_little_text_for_one_block_is_bad_input(note_records: Path, tmp_path
             read_note_corpus(note_records), tmp_path / "m", InitOptions(block_size=4096)
         )
     assert not (tmp_path / "m").exists()
+
+
+def test_output_folder_is_never_mixed_with_other_files(tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(BadInputError, match="not empty and was not written by this command"):
+        prepare_model_folder(foreign, "base_model")
+    assert (foreign / "notes.txt").exists()
+
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "manifest.json").write_text(json.dumps({"kind": "base_model"}), encoding="utf-8")
+    (earlier / "model-00002-of-00002.safetensors").write_bytes(b"stale shard")
+    prepare_model_folder(earlier, "base_model")
+    assert not list(earlier.glob("*.safetensors"))
+    with pytest.raises(BadInputError):
+        prepare_model_folder(earlier, "vision_language_model")
+    prepare_model_folder(tmp_path / "new" / "folder", "base_model")
+    assert (tmp_path / "new" / "folder").is_dir()
