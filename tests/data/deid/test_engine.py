@@ -13,9 +13,9 @@ from llm.data.deid.engine import (
     SHIFT_MIN_DAYS,
     Deidentifier,
     Detection,
-    load_key,
     merge_detections,
 )
+from llm.data.deid.keys import load_key
 from llm.errors import BadInputError
 from tests.data.deid.conftest import KEY, NOTES_P1, phi_strings
 
