@@ -15,7 +15,7 @@ $(VENV)/bin/python:
 
 $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[train,eval,dev]'
 	touch $(STAMP)
 
 .PHONY: install demo test lint typecheck clean
