@@ -10,7 +10,7 @@ import sys
 import typer
 
 from llm import __version__
-from llm.cli import demo, train
+from llm.cli import demo, model, train
 from llm.cli import eval as eval_cli
 from llm.cli.common import err_console
 from llm.cli.data import data_app
@@ -25,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_app, name="data")
+model.register(app)
 train.register(app)
 eval_cli.register(app)
 demo.register(app)
