@@ -29,6 +29,7 @@ chat template), ``trainer_state.json`` (log history), ``manifest.json``,
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -49,6 +50,7 @@ from llm.train.distributed import check_world_size, init_distributed_state, is_c
 from llm.train.model_setup import LoadedModel, base_config, load_model, training_precision
 from llm.train.recipe import Recipe
 from llm.train.run_manifest import write_run_manifest
+from llm.train.safe_resume import weights_only_deepspeed_checkpoints
 from llm.train.tracking import (
     MlflowRun,
     configure_environment,
@@ -337,7 +339,10 @@ def run_training(recipe: Recipe, *, resume: bool = False) -> TrainingResult:
     if main:
         mlflow_run = start_mlflow_run(recipe, resumed_from=str(checkpoint) if checkpoint else None)
     try:
-        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        # DeepSpeed's own loader would unpickle its checkpoints (resume, best model at end)
+        guard = weights_only_deepspeed_checkpoints() if deepspeed else contextlib.nullcontext()
+        with guard:
+            output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         eval_metrics: dict[str, float] = {}
         if data.eval is not None and not any(
             e.get("step") == trainer.state.global_step and "eval_loss" in e

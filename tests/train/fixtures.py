@@ -80,10 +80,17 @@ def _build_assets(root: Path) -> TrainingAssets:
     return assets
 
 
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This test session's temp folder, the same for every xdist worker."""
+    base = tmp_path_factory.getbasetemp()
+    # under xdist each worker's basetemp is <session>/popen-gwN
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def training_assets(tmp_path_factory: pytest.TempPathFactory) -> TrainingAssets:
     """The tiny model, its VLM twin and small task datasets, built once per session."""
-    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every xdist worker
+    shared = session_dir(tmp_path_factory)
     root = shared / "train-assets"
     root.mkdir(exist_ok=True)
     with FileLock(str(shared / "train-assets.lock")):
@@ -114,7 +121,7 @@ def asset_overrides(
         f"model.base={model}",
         f"data.dataset_dir={assets.datasets}",
         f"training.output_dir={output_dir}",
-        "data.max_length=128",
+        "data.max_length=256",
         "training.logging_steps=1",
         "training.micro_batch_size=2",
         "training.gradient_accumulation_steps=1",
@@ -130,6 +137,7 @@ def launch(
     log: Path,
     *,
     env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
     """Run ``[accelerate launch --config_file C] -m llm.train RECIPE --set ...``; output to ``log``.
 
@@ -139,6 +147,7 @@ def launch(
         overrides: ``key=value`` strings for ``--set``.
         log: file that gets stdout and stderr.
         env: the environment (default: :func:`training_env`).
+        args: more ``llm.train`` arguments (``--resume``).
 
     Returns:
         The finished process (its return code is not checked here).
@@ -151,6 +160,7 @@ def launch(
     argv += ["-m", "llm.train", recipe]
     for item in overrides:
         argv += ["--set", item]
+    argv += list(args)
     with log.open("w") as out:
         return subprocess.run(
             argv,
@@ -180,3 +190,43 @@ def logged_losses(output_dir: Path, key: str = "loss") -> dict[int, float]:
     """Step -> logged value (``loss`` or ``eval_loss``) from ``output_dir/trainer_state.json``."""
     state = json.loads((output_dir / "trainer_state.json").read_text())
     return {int(e["step"]): float(e[key]) for e in state["log_history"] if key in e}
+
+
+# The LoRA + ZeRO-2 run shared by the launch test and the resume test (its uninterrupted
+# reference): packed batches, a checkpoint and an eval every RESUME_EVERY steps.
+RESUME_STEPS = 4
+RESUME_EVERY = 2
+
+
+def zero2_lora_overrides(assets: TrainingAssets, output_dir: Path) -> list[str]:
+    """Overrides of ``recipes/tiny-lora-cpu.yaml`` for the shared ZeRO-2 run."""
+    return [
+        *asset_overrides(assets, output_dir),
+        "data.packing=true",
+        "data.max_train_examples=32",
+        f"training.max_steps={RESUME_STEPS}",
+        f"training.save_every_steps={RESUME_EVERY}",
+        f"training.eval_every_steps={RESUME_EVERY}",
+        "training.save_total_limit=4",
+        "tracking.backend=[tensorboard,mlflow]",
+    ]
+
+
+@pytest.fixture(scope="session")
+def zero2_lora_run(
+    training_assets: TrainingAssets, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Output folder of one uninterrupted 2-process LoRA + ZeRO-2 run (made once per session)."""
+    shared = session_dir(tmp_path_factory)
+    out = shared / "zero2-lora-run"
+    with FileLock(str(shared / "zero2-lora-run.lock")):
+        if not (out / "manifest.json").is_file():
+            log = shared / "zero2-lora-run.log"
+            proc = launch(
+                "recipes/accelerate/cpu-zero2.yaml",
+                "recipes/tiny-lora-cpu.yaml",
+                zero2_lora_overrides(training_assets, out),
+                log,
+            )
+            check_launch(proc, log)
+    return out

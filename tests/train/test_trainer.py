@@ -374,7 +374,9 @@ def test_generation_accuracy_decodes_greedily_until_end_of_turn(chat_tokenizer: 
 def test_single_process_run_trains_tracks_and_writes_a_manifest(
     training_assets: TrainingAssets,  # noqa: F811
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for this test's own client
     out = tmp_path / "run"
     log = tmp_path / "train.log"
     overrides = [
@@ -440,3 +442,34 @@ def test_single_process_run_trains_tracks_and_writes_a_manifest(
     final_artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "final")}
     assert "final/adapter_model.safetensors" in final_artifacts
     assert manifest["outputs"]["mlflow"]["run_id"] == run.info.run_id  # type: ignore[index]
+
+
+# ---------------------------------------------------------------- DeepSpeed checkpoints
+
+
+class _Payload:
+    """An arbitrary class: unpickling it would run its module's code."""
+
+
+def test_deepspeed_checkpoints_load_weights_only(tmp_path: Path) -> None:
+    from deepspeed.runtime.checkpoint_engine.torch_checkpoint_engine import (
+        TorchCheckpointEngine,
+    )
+    from deepspeed.runtime.fp16.loss_scaler import LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+
+    from llm.train.safe_resume import weights_only_deepspeed_checkpoints
+
+    good, bad = tmp_path / "good.pt", tmp_path / "bad.pt"
+    torch.save(
+        {"w": torch.ones(2), "stage": ZeroStageEnum.gradients, "scaler": LossScaler(1.0)}, good
+    )
+    torch.save({"w": torch.ones(2), "payload": _Payload()}, bad)
+    engine = TorchCheckpointEngine.__new__(TorchCheckpointEngine)
+    original = TorchCheckpointEngine.load
+    with weights_only_deepspeed_checkpoints():
+        state = engine.load(str(good), map_location="cpu")
+        assert state["stage"] == ZeroStageEnum.gradients and torch.equal(state["w"], torch.ones(2))
+        with pytest.raises(BadInputError, match="outside the allowlist"):
+            engine.load(str(bad), map_location="cpu")
+    assert TorchCheckpointEngine.load is original
