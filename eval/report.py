@@ -2,7 +2,7 @@
 
 :func:`build_report` turns a computed :class:`~eval.subgroups.SubgroupFrame`
 into the report.json structure; :func:`write_reports` writes every rendering of
-a report into a folder (json and markdown now; an html renderer plugs in there).
+a report into a folder: json, markdown and a self-contained html page.
 Undefined numbers (NaN) are written as ``null`` with a ``note`` saying why.
 """
 
@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from eval.report_html import write_html
 from eval.report_md import render_markdown
 from eval.significance import GapTest
 from eval.subgroups import EQUALIZED_ODDS, Disparity, Estimate, SubgroupFrame
@@ -127,7 +128,7 @@ def write_reports(report: dict[str, Any], out_dir: Path) -> list[Path]:
     """Write every rendering of ``report`` into ``out_dir`` (created when missing).
 
     Returns:
-        The files written: ``report.json`` and ``report.md``.
+        The files written: ``report.json``, ``report.md`` and ``report.html``.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / REPORT_JSON
@@ -135,4 +136,4 @@ def write_reports(report: dict[str, Any], out_dir: Path) -> list[Path]:
     json_path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     md_path = out_dir / REPORT_MD
     md_path.write_text(render_markdown(report), encoding="utf-8")
-    return [json_path, md_path]
+    return [json_path, md_path, write_html(report, out_dir)]
