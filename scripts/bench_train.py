@@ -12,6 +12,23 @@ side by side with the packed/padded ratio. The two loops take turns step by
 step, so background load on the machine hits both alike. Each packed step
 gets about as many token slots as an average padded step, so the comparison
 is at equal work per step.
+
+Two more comparisons run the project's real training path:
+
+    # (a) run_training (packing) vs a plain HF Trainer with padded batches
+    .venv/bin/python scripts/bench_train.py --recipe recipes/tiny-lora-cpu.yaml \
+        --set model.base=models/tiny-clinical --set data.dataset_dir=build/demo/datasets
+    # (b) 2 processes under DeepSpeed ZeRO-2 vs 1 process, both through llm.train
+    .venv/bin/python scripts/bench_train.py --recipe recipes/tiny-lora-cpu.yaml --launch ...
+
+(a) trains the recipe's model on the recipe's data for ``--steps`` optimizer
+steps twice in one process: once through :func:`llm.train.trainer.run_training`
+with ``data.packing=true``, once through a plain ``transformers.Trainer`` fed
+right-padded batches (``DataCollatorForSeq2Seq``, padding to the longest
+example of each batch), same model, tokenized examples, micro batch and
+steps; both count real (non-pad) tokens. (b) launches ``llm.train`` as
+``accelerate launch --config_file recipes/accelerate/cpu-zero2.yaml`` and as
+one plain process, and reads tokens/s from each run's manifest.
 """
 
 from __future__ import annotations
@@ -222,14 +239,47 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of data order and weights")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument(
+        "--recipe",
+        type=Path,
+        help="compare the real training path instead: run_training (packed) vs a plain HF "
+        "Trainer (padded), on this recipe's model and data",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="recipe override key.sub=value (repeatable), with --recipe",
+    )
+    p.add_argument("--steps", type=int, default=10, help="optimizer steps per run, with --recipe")
+    p.add_argument(
+        "--launch",
+        action="store_true",
+        help="with --recipe: compare 2 processes under DeepSpeed ZeRO-2 with 1 process instead",
+    )
+    p.add_argument(
+        "--accelerate-config",
+        default="recipes/accelerate/cpu-zero2.yaml",
+        help="accelerate config of the multi-process run, with --launch",
+    )
+    p.add_argument("--out", type=Path, default=Path("build/bench_train"), help="run folders")
     return p.parse_args()
 
 
 def main() -> None:
     set_private_env()
     args = parse_args()
-    torch.set_num_threads(args.threads)
     console = Console(width=140)
+    if args.recipe is not None:
+        from bench_train_recipe import bench_launch, bench_recipe
+
+        report = bench_launch(args, console) if args.launch else bench_recipe(args, console)
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2, default=str))
+            console.print(f"results written to {args.json}")
+        return
+    torch.set_num_threads(args.threads)
     if args.dataset_dir is not None:
         if args.tokenizer is None:
             raise SystemExit("--tokenizer is needed with --dataset-dir")

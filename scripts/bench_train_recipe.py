@@ -1,0 +1,187 @@
+"""The real-training-path parts of ``scripts/bench_train.py`` (``--recipe``, ``--launch``).
+
+* :func:`bench_recipe`: real (non-pad) tokens/s of ``run_training`` with packing
+  vs a plain ``transformers.Trainer`` on right-padded batches, same model,
+  tokenized examples, micro batch and optimizer steps, in one process.
+* :func:`bench_launch`: ``llm.train`` under ``accelerate launch`` (2 processes,
+  DeepSpeed ZeRO-2) vs one plain process; tokens/s from each run's manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+# one optimizer-step run on the training data only: no eval, no checkpoints, no tracking
+QUIET = [
+    "training.eval_every_steps=null",
+    "training.early_stopping_patience=null",
+    "training.save_every_steps=null",
+    "tracking.backend=none",
+    "data.eval_split=null",
+]
+
+
+def _fresh(folder: Path) -> Path:
+    if folder.exists():
+        shutil.rmtree(folder)
+    return folder
+
+
+def _plain_trainer(recipe: Any) -> dict[str, Any]:
+    """A plain HF Trainer on padded batches (dynamic padding to the longest in each batch)."""
+    from transformers import DataCollatorForSeq2Seq, Trainer, set_seed
+
+    from llm.train.datasets import build_split
+    from llm.train.model_setup import base_config, load_model, training_precision
+    from llm.train.trainer import build_training_arguments
+
+    precision = training_precision(recipe, base_config(recipe))
+    args = build_training_arguments(recipe, precision=precision, deepspeed=None, has_eval=False)
+    args.include_num_input_tokens_seen = "non_padding"  # HF's own count: attention-mask sum
+    set_seed(recipe.training.seed)
+    loaded = load_model(recipe, precision=precision)
+    split = build_split(recipe, recipe.data.train_split, loaded.tokenizer)
+    trainer = Trainer(
+        model=loaded.model,
+        args=args,
+        train_dataset=split.dataset.select_columns(["input_ids", "labels"]),
+        data_collator=DataCollatorForSeq2Seq(
+            loaded.tokenizer, padding="longest", label_pad_token_id=-100
+        ),
+    )
+    cpu = time.process_time()
+    output = trainer.train()
+    cpu = time.process_time() - cpu
+    tokens = int(trainer.state.num_input_tokens_seen)
+    seconds = float(output.metrics["train_runtime"])
+    return {
+        "mode": "plain HF Trainer, padded",
+        "steps": trainer.state.global_step,
+        "real_tokens": tokens,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "tokens_per_s": tokens / seconds,
+    }
+
+
+def _recipe_path(recipe: Any) -> dict[str, Any]:
+    from llm.train.trainer import run_training
+
+    cpu = time.process_time()
+    result = run_training(recipe)
+    cpu = time.process_time() - cpu
+    seconds = result.tokens_seen / result.tokens_per_second if result.tokens_per_second else 0.0
+    return {
+        "mode": "run_training, packed",
+        "steps": result.global_step,
+        "real_tokens": result.tokens_seen,
+        "seconds": seconds,
+        "cpu_seconds": cpu,  # includes loading and tokenizing: an upper bound
+        "tokens_per_s": result.tokens_per_second,
+    }
+
+
+def _table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for col in ("mode", "steps", "real tokens", "train s", "real tok/s"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            r["mode"],
+            str(r["steps"]),
+            f"{r['real_tokens']:,}",
+            f"{r['seconds']:.1f}",
+            f"{r['tokens_per_s']:,.0f}",
+        )
+    return table
+
+
+def bench_recipe(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """Run both and print the packed / padded ratio of real tokens per second."""
+    from llm.train.recipe import load_recipe
+
+    single = ["deepspeed=null", "launch.accelerate_config=null", f"training.max_steps={args.steps}"]
+    common = [*args.overrides, *QUIET, *single]
+    padded = load_recipe(
+        args.recipe,
+        [*common, "data.packing=false", f"training.output_dir={_fresh(args.out / 'padded')}"],
+    )
+    packed = load_recipe(
+        args.recipe,
+        [*common, "data.packing=true", f"training.output_dir={_fresh(args.out / 'packed')}"],
+    )
+    rows = [_plain_trainer(padded), _recipe_path(packed)]
+    ratio = rows[1]["tokens_per_s"] / rows[0]["tokens_per_s"]
+    console.print(_table(f"{args.recipe.name}: {args.steps} steps, micro batch "
+                         f"{padded.training.micro_batch_size}, max_length "
+                         f"{padded.data.max_length}", rows))  # fmt: skip
+    console.print(f"run_training (packed) / plain Trainer (padded) real tokens/s: {ratio:.2f}x")
+    return {
+        "recipe": str(args.recipe),
+        "overrides": args.overrides,
+        "results": rows,
+        "ratio": ratio,
+    }
+
+
+def _launch(argv: list[str], log: Path) -> None:
+    env = dict(os.environ, TORCH_EXTENSIONS_DIR=str(REPO / "build" / "torch_extensions"))
+    with log.open("w") as out:
+        proc = subprocess.run(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed; see {log}")
+
+
+def bench_launch(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """2 processes under DeepSpeed ZeRO-2 vs 1 process: real tokens/s from the manifests."""
+    python = Path(sys.executable)
+    rows = []
+    for label, prefix in (
+        ("1 process", [str(python)]),
+        (
+            "2 processes, ZeRO-2",
+            [str(python.parent / "accelerate"), "launch", "--config_file", args.accelerate_config],
+        ),
+    ):
+        out = _fresh(args.out / label.split(",")[0].replace(" ", "-"))
+        argv = [*prefix, "-m", "llm.train", str(args.recipe)]
+        for item in [*args.overrides, *QUIET, f"training.max_steps={args.steps}"]:
+            argv += ["--set", item]
+        argv += ["--set", f"training.output_dir={out}"]
+        started = time.perf_counter()
+        _launch(argv, args.out / f"{out.name}.log")
+        wall = time.perf_counter() - started
+        manifest = json.loads((out / "manifest.json").read_text())
+        results = manifest["results"]
+        rows.append(
+            {
+                "mode": label,
+                "world_size": manifest["world_size"],
+                "steps": results["global_step"],
+                "real_tokens": results["tokens_seen"],
+                "seconds": results["tokens_seen"] / results["tokens_per_second"],
+                "tokens_per_s": results["tokens_per_second"],
+                "wall_with_startup_s": wall,
+            }
+        )
+    ratio = rows[1]["tokens_per_s"] / rows[0]["tokens_per_s"]
+    console.print(_table(f"{args.recipe.name}: {args.steps} optimizer steps each", rows))
+    console.print(f"2 processes (ZeRO-2) / 1 process real tokens/s: {ratio:.2f}x")
+    return {
+        "recipe": str(args.recipe),
+        "overrides": args.overrides,
+        "results": rows,
+        "ratio": ratio,
+    }
