@@ -149,9 +149,10 @@ def _undefined(ax: Axes, y: float) -> None:
 
 
 def _style(ax: Axes, labels: list[str], title: str) -> None:
-    ax.set_yticks(range(len(labels)), labels)
+    # group names are user data: a '$' must not switch matplotlib into mathtext
+    ax.set_yticks(range(len(labels)), labels, parse_math=False)
     ax.set_ylim(len(labels) - 0.5, -0.5)  # first row on top, as in the tables
-    ax.set_title(title, fontsize=11)
+    ax.set_title(title, fontsize=11, parse_math=False)
     ax.grid(axis="x", color="#dddddd", linewidth=0.8)
     ax.set_axisbelow(True)
     ax.tick_params(labelsize=9)
@@ -220,7 +221,7 @@ def attribute_figure(
                 label=f"{small_label}: not compared",
             )
         )
-    fig.suptitle(f"{attribute}: metrics by group", fontsize=12, fontweight="bold")
+    fig.suptitle(f"{attribute}: metrics by group", fontsize=12, fontweight="bold", parse_math=False)
     fig.legend(handles=handles, loc="lower center", ncols=len(handles), fontsize=9)
     return _png(fig)
 

@@ -91,7 +91,110 @@ def subgroups(
     )
     print_summary(
         f"{result.report['n']} predictions, {len(config.attributes)} attribute(s){gates_note}: "
-        f"reports in {out}/ (report.json, report.md)"
+        f"reports in {out}/ (report.json, report.md, report.html)"
     )
     if failed:
         raise CheckFailedError(f"gate(s) failed: {', '.join(failed)} (see {out}/report.md)")
+
+
+MAX_ROWS_SHOWN = 20
+
+
+@eval_app.command("compare")
+def compare(
+    base: Path = typer.Argument(
+        ..., help="report.json of the reference model (or its eval output folder)."
+    ),
+    new: Path = typer.Argument(
+        ..., help="report.json of the candidate model (or its eval output folder)."
+    ),
+    max_regression: float = typer.Option(
+        0.02,
+        "--max-regression",
+        help="Largest tolerated worsening of a value, absolute (0.02 = 2 points of accuracy).",
+    ),
+    metrics: str | None = typer.Option(
+        None,
+        "--metrics",
+        help="Metrics to compare, comma-separated (default: all; the reports must then "
+        "have the same ones).",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for compare.json and compare.md (default: print only)."
+    ),
+) -> None:
+    """Compare two subgroup reports: a regression gate between model versions.
+
+    Exit 1 when a value of a group that is not small (overall, per group, or a gap
+    between groups) got worse by more than --max-regression with disjoint intervals;
+    0 otherwise; 2 on bad input (unreadable report, different metrics or attributes).
+    """
+    from eval.compare import compare_reports, load_report, write_comparison
+
+    comparison = compare_reports(
+        load_report(base, "BASE"),
+        load_report(new, "NEW"),
+        max_regression=max_regression,
+        metrics=split_list(metrics) if metrics is not None else None,
+        base_name=str(base),
+        new_name=str(new),
+    )
+    _print_comparison(comparison, written=out is not None)
+    files = write_comparison(comparison, out) if out is not None else []
+    regressions = comparison.regressions
+    where = f": {out}/ (compare.json, compare.md)" if files else " (no --out: nothing written)"
+    verdict = f"{len(regressions)} regression(s)" if regressions else "no regression"
+    print_summary(
+        f"compared {len(comparison.changes)} values of {len(comparison.metrics)} metric(s), "
+        f"{verdict}{where}"
+    )
+    if regressions:
+        raise CheckFailedError(
+            f"{len(regressions)} value(s) worse by more than {max_regression:g} "
+            "outside the intervals"
+        )
+
+
+def _print_comparison(comparison: Any, *, written: bool) -> None:
+    from rich.table import Table
+
+    from eval.compare_md import (
+        change_text,
+        clear_improvements,
+        intervals_text,
+        value_with_ci,
+        worse_within_noise,
+    )
+    from llm.cli.common import out_console
+
+    sections = [
+        ("Regressions", comparison.regressions, "red"),
+        ("Worse, but within the intervals or in small groups", worse_within_noise(comparison), ""),
+        ("Clear improvements", clear_improvements(comparison), "green"),
+    ]
+    for title, changes, style in sections:
+        if not changes:
+            out_console.print(f"{title}: none", highlight=False)
+            continue
+        table = Table(title=f"{title} ({len(changes)})", title_style=f"bold {style}".strip())
+        # fold, never cut: a CI log is often 80 columns wide and group names must stay whole
+        for column in ("where", "metric", "base [CI]", "new [CI]", "change", "intervals"):
+            table.add_column(
+                column, overflow="fold", justify="left" if column == "where" else "right"
+            )
+        for change in changes[:MAX_ROWS_SHOWN]:
+            table.add_row(
+                change.where + (" (small)" if change.small else ""),
+                change.metric,
+                value_with_ci(change.base, change.base_ci),
+                value_with_ci(change.new, change.new_ci),
+                change_text(change),
+                intervals_text(change),
+                style=style or None,
+            )
+        out_console.print(table)
+        if len(changes) > MAX_ROWS_SHOWN:
+            where = "see compare.md" if written else "--out writes them all to compare.md"
+            out_console.print(f"… {len(changes) - MAX_ROWS_SHOWN} more ({where})", highlight=False)
+    for note in comparison.notes:
+        out_console.print(f"note: {note}", highlight=False)
