@@ -10,6 +10,7 @@ import typer
 
 from eval.analysis import SubgroupConfig, analyze_subgroups, make_config, split_list
 from llm.cli.common import print_read_stats, print_summary, track
+from llm.cli.eval_run import run as run_suite_command
 from llm.data.io import ReadStats
 from llm.errors import CheckFailedError, RecordError
 
@@ -17,6 +18,8 @@ eval_app = typer.Typer(
     help="Evaluate predictions: subgroup metrics with intervals, disparities, gates.",
     no_args_is_help=True,
 )
+# `eval run` (a suite of tasks on a model or endpoint) lives in llm/cli/eval_run.py
+eval_app.command("run")(run_suite_command)
 
 
 def register(app: typer.Typer) -> None:

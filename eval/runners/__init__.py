@@ -1,0 +1,62 @@
+"""Model runners: the same evaluation on a local model, vLLM, or an HTTP endpoint.
+
+:data:`RUNNERS` is the project's small registry (lazy ``"module:Name"``
+entries, "did you mean" for unknown names), so naming a runner never imports
+torch or vLLM before it is used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eval.runners.base import GenerationParams, Prompt, Runner
+from llm.data.tasks.registry import Registry
+
+RUNNERS: Registry[Any] = Registry(
+    "runner",
+    {
+        "local": "eval.runners.local:LocalRunner",
+        "vllm": "eval.runners.vllm:VLLMRunner",
+        "openai": "eval.runners.openai_http:OpenAIHTTPRunner",
+    },
+)
+
+
+def make_runner(
+    *,
+    model: str | None = None,
+    endpoint: str | None = None,
+    runner: str | None = None,
+    model_name: str | None = None,
+    api_key_env: str | None = None,
+    batch_size: int = 8,
+    concurrency: int = 8,
+    seed: int = 0,
+) -> Runner:
+    """The runner for a model folder (``local`` or ``vllm``) or an endpoint (``openai``).
+
+    Raises:
+        BadInputError: neither or both of ``model``/``endpoint``, a runner that
+            does not fit the target, an unknown runner name, or the runner's own
+            errors (missing model folder, missing vLLM, unreachable endpoint).
+    """
+    from llm.errors import BadInputError
+
+    if (model is None) == (endpoint is None):
+        raise BadInputError("give exactly one of --model PATH or --endpoint URL")
+    kind = runner or ("openai" if endpoint is not None else "local")
+    RUNNERS.check(kind)
+    if endpoint is not None:
+        if kind != "openai":
+            raise BadInputError(f"--runner {kind} runs a model folder; use --model PATH")
+        return RUNNERS.get("openai")(
+            endpoint, model_name=model_name, api_key_env=api_key_env, concurrency=concurrency
+        )
+    if kind == "openai":
+        raise BadInputError("--runner openai needs --endpoint URL")
+    if kind == "vllm":
+        return RUNNERS.get("vllm")(model, seed=seed)
+    return RUNNERS.get("local")(model, batch_size=batch_size)
+
+
+__all__ = ["RUNNERS", "GenerationParams", "Prompt", "Runner", "make_runner"]

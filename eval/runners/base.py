@@ -1,0 +1,65 @@
+"""What every model runner offers the evaluation loop.
+
+A runner turns chat prompts into completions. :meth:`Runner.generate` takes a
+batch of prompts (each a list of ``{"role", "content"}`` messages with string
+content) and returns one completion per prompt, in order, already cut at the
+stop strings. Runners that can score text (local transformers, vLLM) also
+offer :meth:`Runner.loglikelihood`: the total log-probability of each allowed
+answer after the prompt. Runners never log prompt or completion text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+Message = dict[str, Any]
+Prompt = list[Message]
+# called with the number of prompts just finished (drives a progress bar)
+Advance = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Decoding settings of one task.
+
+    Attributes:
+        max_tokens: most new tokens per completion.
+        temperature: 0 is greedy decoding.
+        stop: completions are cut at the first of these strings.
+        seed: seeds sampling when ``temperature > 0``.
+    """
+
+    max_tokens: int = 32
+    temperature: float = 0.0
+    stop: tuple[str, ...] = field(default_factory=tuple)
+    seed: int = 0
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """A model behind one of the runner back-ends (local, vllm, openai)."""
+
+    kind: str
+    supports_images: bool
+    supports_loglikelihood: bool
+    truncated_prompts: int
+
+    def generate(
+        self, prompts: Sequence[Prompt], params: GenerationParams, advance: Advance | None = None
+    ) -> list[str]:
+        """One completion per prompt, in order, cut at ``params.stop``."""
+        ...
+
+    def loglikelihood(self, prompt: Prompt, choices: Sequence[str]) -> list[float]:
+        """Total log-probability of each choice as the assistant's answer to ``prompt``."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What was evaluated, for the run manifest (no secrets)."""
+        ...
+
+    def close(self) -> None:
+        """Release the model or connections."""
+        ...

