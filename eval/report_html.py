@@ -16,8 +16,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment
-
 from eval.plots import attribute_figure, disparity_figure
 from eval.report_html_template import TEMPLATE
 from llm.errors import BadInputError
@@ -220,6 +218,8 @@ def render_html(
         for i, (name, block) in enumerate(report["by_attribute"].items())
     ]
     overview = disparity_figure(report)
+    from jinja2 import Environment  # imported here: the CLI imports this module at start
+
     environment = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
     template = environment.from_string(TEMPLATE)
     stamp = (rendered_at or datetime.now(timezone.utc)).isoformat(timespec="seconds")

@@ -191,8 +191,9 @@ gaps): {{ a.odds.value }}{% if a.odds.ci %} <span class="muted">({{ a.odds.ci }}
 <h2 id="reading">How to read this report</h2>
 <ul class="notes">
   <li>Each value comes with an interval: the range that holds the true value with the stated
-    confidence, estimated by resampling the patients (bootstrap). Overlapping intervals mean
-    the data cannot tell the groups apart.</li>
+    confidence, estimated by resampling the patients (bootstrap). Largely overlapping
+    intervals mean the data cannot reliably tell the groups apart (the gap tests, when run,
+    are the formal check).</li>
   <li>"better" says which direction is good:{% if lower_better %} for
     {{ lower_better | join(", ") }} lower is better;{% endif %} for every other metric higher
     is better. For gaps between groups, smaller is better.</li>
