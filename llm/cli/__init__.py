@@ -10,7 +10,7 @@ import sys
 import typer
 
 from llm import __version__
-from llm.cli import demo, model, train
+from llm.cli import demo, export, model, train
 from llm.cli import eval as eval_cli
 from llm.cli.common import err_console
 from llm.cli.data import data_app
@@ -27,6 +27,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 model.register(app)
 train.register(app)
+export.register(app)
 eval_cli.register(app)
 demo.register(app)
 
