@@ -1,0 +1,154 @@
+"""The FastAPI app: thin routes over :class:`serving.gateway.Gateway`.
+
+``create_app(backend, config)`` wires keys, audit log, metrics and the
+admission queue around a backend; the lifespan starts and closes the backend.
+Routes only hand the request on; :mod:`serving.errors_http` maps every
+exception to an OpenAI-shaped error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serving.audit import AuditLog, AuditRecord
+from serving.auth import KeyRing, check_exposure
+from serving.backends.base import Backend
+from serving.config import ServeConfig
+from serving.errors import (
+    BadRequestError,
+    ModelNotFoundError,
+    ServingError,
+)
+from serving.errors_http import error_response, error_status
+from serving.gateway import Gateway
+from serving.keys import load_keys
+from serving.metrics import GatewayMetrics
+from serving.protocol import ModelCard, ModelList
+
+logger = logging.getLogger("serving.gateway")
+
+
+def create_app(backend: Backend, config: ServeConfig, keys: KeyRing | None = None) -> FastAPI:
+    """Build the gateway app around ``backend``.
+
+    Args:
+        backend: the generation engine; the app's lifespan calls ``start()`` and ``close()``.
+        config: the gateway settings.
+        keys: API keys; None loads them from ``config.api_keys_file`` and
+            ``CLINICAL_LLM_API_KEYS``.
+
+    Returns:
+        The FastAPI application.
+
+    Raises:
+        BadInputError: a bad keys file, or no keys while the host is not loopback.
+    """
+    keyring = keys if keys is not None else KeyRing(load_keys(config.api_keys_file))
+    check_exposure(config, keyring)
+    metrics = GatewayMetrics(config.served_names())
+    audit = AuditLog(config.audit_log)
+    gateway = Gateway(backend, config, keyring, audit, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        audit.open()
+        started = time.perf_counter()
+        try:
+            await backend.start()
+        except BaseException:
+            audit.close()
+            raise
+        metrics.serve_models(served.id for served in backend.models())
+        logger.info(
+            "backend %s ready in %.1f s, serving %d model(s)",
+            backend.name,
+            time.perf_counter() - started,
+            len(backend.models()),
+        )
+        try:
+            yield
+        finally:
+            await backend.close()
+            audit.close()
+
+    app = FastAPI(
+        title="clinical-llm gateway",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.gateway = gateway
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error: ServingError
+        if exc.status_code == 404:
+            error = ModelNotFoundError(f"no route {request.url.path}", code="route_not_found")
+        else:
+            error = BadRequestError(str(exc.detail), code="http_error")
+            error.status_code = exc.status_code
+        return JSONResponse(error.body(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(BadRequestError("invalid request parameters").body(), status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(exc)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        return await gateway.generate(request, "chat")
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        return await gateway.generate(request, "completion")
+
+    @app.get("/v1/models")
+    async def list_models(request: Request) -> Response:
+        record = AuditRecord(request_id=f"models-{time.time_ns()}", endpoint="/v1/models")
+        started = time.perf_counter()
+        try:
+            caller = gateway.authenticate(request)
+            record.key_id = caller.key_id
+            created = int(time.time())
+            cards = [
+                ModelCard.of(served, created)
+                for served in backend.models()
+                if caller.entry is None or caller.entry.allows(served.id)
+            ]
+            record.status = 200
+            return JSONResponse(ModelList(data=cards).model_dump())
+        except Exception as exc:
+            record.status, record.error_type = error_status(exc)
+            return error_response(exc, record.request_id)
+        finally:
+            record.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+            audit.write(record)
+            metrics.observe_request(model=None, endpoint="/v1/models", status=record.status)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        if backend.ready():
+            return JSONResponse({"status": "ready", "backend": backend.name})
+        return JSONResponse({"status": "not ready", "backend": backend.name}, status_code=503)
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return PlainTextResponse(metrics.render(), media_type=metrics.content_type)
+
+    return app

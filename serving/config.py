@@ -1,0 +1,205 @@
+"""Gateway settings: one typed model, loaded from ``serve.yaml`` and overridden by CLI flags.
+
+Override order: field defaults < the YAML file < explicit CLI flags. Unknown
+keys are errors, and every problem in the file is reported at once, naming
+the file and the field. Backend-specific settings live under
+``backend_options:`` and are passed to the backend untouched.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from llm.errors import BadInputError
+from serving.backends.base import BackendSettings
+
+BackendName = Literal["transformers", "vllm", "openai", "triton"]
+
+LOOPBACK_HOSTS = frozenset({"localhost", "ip6-localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` only accepts connections from this machine.
+
+    Args:
+        host: the bind address (``127.0.0.1``, ``::1``, ``localhost``, ``0.0.0.0`` ...).
+
+    Returns:
+        Whether the address is a loopback one; ``0.0.0.0``/``::`` (all interfaces) are not.
+    """
+    if host.lower() in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        # A DNS name other than localhost may resolve anywhere: treat it as exposed.
+        return False
+
+
+class ServeConfig(BaseModel):
+    """Everything ``clinical-llm serve`` needs; each description is also the docs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: BackendName = Field(
+        "transformers", description="Generation backend: transformers, vllm, openai or triton."
+    )
+    model_name: str | None = Field(
+        None, min_length=1, description="Served name of the base model (what clients send)."
+    )
+    model_path: str | None = Field(
+        None,
+        min_length=1,
+        description="Local model folder (transformers, vllm), Triton URL (triton) or upstream "
+        "/v1 base URL (openai).",
+    )
+    adapters: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Fine-tuned adapters served as their own model names: name -> adapter folder.",
+    )
+    backend_options: dict[str, Any] = Field(
+        default_factory=dict, description="The backend's own settings, passed to it as they are."
+    )
+    host: str = Field("127.0.0.1", min_length=1, description="Address to bind.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to bind (0 picks a free one).")
+    api_keys_file: Path | None = Field(
+        None,
+        description="API keys file (YAML or JSONL: id, sha256, models). Keys may also come "
+        "from the CLINICAL_LLM_API_KEYS environment variable.",
+    )
+    require_api_keys: bool = Field(
+        False,
+        description="Refuse to start without API keys even on loopback (always required "
+        "when the host is not loopback).",
+    )
+    audit_log: Path = Field(
+        Path("serve-audit.jsonl"),
+        description="Audit log (JSONL, one line per request; never prompt or completion text).",
+    )
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="Largest accepted request body in bytes (413 above it); images count.",
+    )
+    max_tokens_cap: int = Field(
+        4096, ge=1, description="Largest max_tokens a request may ask for (400 above it)."
+    )
+    default_max_tokens: int = Field(
+        256,
+        ge=1,
+        description="max_tokens when a request leaves it out (shortened to fit the context).",
+    )
+    max_n: int = Field(8, ge=1, description="Largest n (choices per request).")
+    request_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="Per-request time limit, queueing included (504, or an error event when "
+        "streaming).",
+    )
+    max_concurrency: int = Field(
+        8, ge=1, description="Requests generating at the same time (in flight)."
+    )
+    max_queue: int = Field(
+        32, ge=0, description="Requests waiting for a slot; beyond it the gateway answers 429."
+    )
+    retry_after_s: float = Field(
+        1.0, gt=0, description="Retry-After seconds sent with 429 answers."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level of the gateway and uvicorn."
+    )
+
+    @field_validator("adapters")
+    @classmethod
+    def _adapter_names(cls, adapters: dict[str, Path]) -> dict[str, Path]:
+        for name in adapters:
+            if not name.strip():
+                raise ValueError("adapter names must not be empty")
+        return adapters
+
+    def served_names(self) -> list[str]:
+        """The base model name followed by every adapter name."""
+        names = [self.model_name] if self.model_name else []
+        return names + list(self.adapters)
+
+    def backend_settings(self) -> BackendSettings:
+        """What the backend is told to serve.
+
+        Raises:
+            BadInputError: no model name or path is set.
+        """
+        if not self.model_name or not self.model_path:
+            raise BadInputError(
+                "model: set --model NAME=PATH (or model_name and model_path in serve.yaml)"
+            )
+        if self.model_name in self.adapters:
+            raise BadInputError(
+                f"adapters.{self.model_name}: an adapter cannot share the base model's name"
+            )
+        return BackendSettings(
+            model_name=self.model_name,
+            model_path=self.model_path,
+            adapters=dict(self.adapters),
+            options=dict(self.backend_options),
+        )
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "<file>"
+
+
+def load_serve_config(
+    path: Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> ServeConfig:
+    """Build the gateway settings from an optional YAML file and CLI overrides.
+
+    Args:
+        path: ``serve.yaml``; None uses the defaults.
+        overrides: values from CLI flags; entries whose value is None are ignored, so an
+            unset flag never hides the file's value.
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        BadInputError: the file is missing, is not a YAML mapping, or has bad or unknown
+            fields (all of them listed, each with the file and field).
+    """
+    source = str(path) if path is not None else "command line"
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise BadInputError(f"{path}: cannot read serve config ({exc.strerror})") from exc
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark is not None else ""
+            raise BadInputError(f"{path}{where}: not valid YAML") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise BadInputError(f"{path}: the serve config must be a mapping of settings")
+        raw.update(loaded)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key == "backend_options" and isinstance(value, Mapping):
+            raw["backend_options"] = {**raw.get("backend_options", {}), **value}
+        elif key == "adapters" and isinstance(value, Mapping):
+            raw["adapters"] = {**raw.get("adapters", {}), **value}
+        else:
+            raw[key] = value
+    try:
+        return ServeConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_field_path(err['loc'])}: {err['msg']}" for err in exc.errors(include_input=False)
+        )
+        raise BadInputError(f"{source}: invalid serve config: {problems}") from None

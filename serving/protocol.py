@@ -1,0 +1,377 @@
+"""OpenAI wire format: request and response models, apart from the serving logic.
+
+Requests accept fields this gateway does not know (``extra="allow"``); the
+gateway ignores them and logs their *names* (:meth:`OpenAIRequest.unknown_fields`).
+Requests convert themselves to engine parameters with
+:meth:`OpenAIRequest.to_sampling_params`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from serving.backends.base import ChatMessage, GenerationChunk, SamplingParams, ServedModel, Usage
+from serving.errors import BadRequestError
+
+# Field names we log must be harmless: a client could put text in a key.
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
+
+
+class StreamOptions(BaseModel):
+    """``stream_options``: whether the last SSE chunk carries usage."""
+
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
+class ImageURL(BaseModel):
+    """The ``image_url`` object of an image content part."""
+
+    model_config = ConfigDict(extra="allow")
+
+    url: str
+    detail: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _data_url_only(cls, url: str) -> str:
+        # The gateway never fetches remote images: clinical apps send the bytes.
+        if not url.startswith("data:image/"):
+            raise ValueError("must be a data:image/... URL; remote images are not fetched")
+        return url
+
+
+class TextPart(BaseModel):
+    """A text content part."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["text"]
+    text: str
+
+
+class ImagePart(BaseModel):
+    """An image content part (data URL)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+class ChatMessageParam(BaseModel):
+    """One chat message: role and content (a string or a list of parts)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart | ImagePart] | None = None
+    name: str | None = None
+
+
+class OpenAIRequest(BaseModel):
+    """Fields both generation endpoints share."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int = Field(1, ge=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_strings(cls, stop: str | list[str] | None) -> str | list[str] | None:
+        values = [stop] if isinstance(stop, str) else (stop or [])
+        if len(values) > 4:
+            raise ValueError("at most 4 stop sequences")
+        if any(not value for value in values):
+            raise ValueError("stop sequences must not be empty")
+        return stop
+
+    def unknown_fields(self) -> list[str]:
+        """Names of the request fields this gateway ignores (sanitised, never values)."""
+        names = sorted(self.model_extra or {})
+        safe = [name for name in names if _FIELD_NAME.match(name)]
+        if len(safe) < len(names):
+            safe.append(f"<{len(names) - len(safe)} field(s) with non-identifier names>")
+        return safe
+
+    def requested_max_tokens(self) -> int | None:
+        """max_tokens as the client asked for it (None: left to the gateway default)."""
+        return self.max_tokens
+
+    def include_usage(self) -> bool:
+        """True when a streamed answer must end with a usage chunk."""
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    def to_sampling_params(self, max_tokens: int) -> SamplingParams:
+        """Engine parameters of this request.
+
+        Args:
+            max_tokens: the resolved token budget (the gateway applies defaults and caps).
+
+        Returns:
+            The backend's sampling parameters.
+        """
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+        return SamplingParams(
+            max_tokens=max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+            stop=stop,
+            n=self.n,
+        )
+
+
+class ChatCompletionRequest(OpenAIRequest):
+    """``POST /v1/chat/completions``."""
+
+    messages: list[ChatMessageParam] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+
+    def requested_max_tokens(self) -> int | None:
+        """max_tokens, or the newer max_completion_tokens name of the same limit."""
+        return self.max_tokens if self.max_tokens is not None else self.max_completion_tokens
+
+    def chat_messages(self) -> list[ChatMessage]:
+        """The messages as plain dicts for the backend (unset fields left out)."""
+        return [message.model_dump(exclude_none=True) for message in self.messages]
+
+
+class CompletionRequest(OpenAIRequest):
+    """``POST /v1/completions`` (one prompt per request)."""
+
+    prompt: str | list[str]
+
+    def prompt_text(self) -> str:
+        """The single prompt string.
+
+        Raises:
+            BadRequestError: a list of more than one prompt (batched prompts are not served).
+        """
+        if isinstance(self.prompt, str):
+            return self.prompt
+        if len(self.prompt) != 1:
+            raise BadRequestError(
+                "prompt: send one prompt per request (a list of exactly one string)",
+                param="prompt",
+            )
+        return self.prompt[0]
+
+
+# ---------------------------------------------------------------- responses
+
+
+class UsageBody(BaseModel):
+    """OpenAI ``usage``."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def of(cls, usage: Usage) -> UsageBody:
+        """Convert the backend's usage."""
+        return cls(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+        )
+
+
+class AssistantMessage(BaseModel):
+    """The message of a chat choice."""
+
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    """One choice of a chat completion."""
+
+    index: int
+    message: AssistantMessage
+    finish_reason: str | None
+    logprobs: None = None
+
+
+class ChatCompletionResponse(BaseModel):
+    """Non-streaming chat completion."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[ChatChoice]
+    usage: UsageBody
+
+
+class ChatDelta(BaseModel):
+    """The delta of a streamed chat choice."""
+
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChatChunkChoice(BaseModel):
+    """One choice of a streamed chat chunk."""
+
+    index: int
+    delta: ChatDelta
+    finish_reason: str | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One SSE event of a streamed chat completion."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: UsageBody | None = None
+
+
+class CompletionChoice(BaseModel):
+    """One choice of a text completion (also the streamed shape)."""
+
+    index: int
+    text: str
+    finish_reason: str | None = None
+    logprobs: None = None
+
+
+class CompletionResponse(BaseModel):
+    """Non-streaming text completion."""
+
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[CompletionChoice]
+    usage: UsageBody
+
+
+class CompletionChunk(BaseModel):
+    """One SSE event of a streamed text completion."""
+
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: UsageBody | None = None
+
+
+class ModelCard(BaseModel):
+    """An entry of ``GET /v1/models``."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    root: str
+    parent: str | None = None
+    max_model_len: int | None = None
+
+    @classmethod
+    def of(cls, served: ServedModel, created: int) -> ModelCard:
+        """Convert the backend's description of a served model."""
+        return cls(
+            id=served.id,
+            created=created,
+            owned_by=served.owned_by,
+            root=served.root,
+            parent=served.parent,
+            max_model_len=served.max_model_len,
+        )
+
+
+class ModelList(BaseModel):
+    """``GET /v1/models``."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+def chunk_event(
+    kind: Literal["chat", "completion"],
+    request_id: str,
+    model: str,
+    created: int,
+    chunk: GenerationChunk,
+) -> dict[str, Any]:
+    """The SSE payload of one backend chunk.
+
+    Args:
+        kind: which endpoint's shape to use.
+        request_id: the response id.
+        model: the served model name.
+        created: creation time of the response (same for every chunk).
+        chunk: the backend's delta.
+
+    Returns:
+        The JSON-ready chunk dict (usage left out; it gets its own final event).
+    """
+    if kind == "chat":
+        return ChatCompletionChunk(
+            id=request_id,
+            created=created,
+            model=model,
+            choices=[
+                ChatChunkChoice(
+                    index=chunk.index,
+                    delta=ChatDelta(content=chunk.text),
+                    finish_reason=chunk.finish_reason,
+                )
+            ],
+        ).model_dump(exclude_none=False)
+    return CompletionChunk(
+        id=request_id,
+        created=created,
+        model=model,
+        choices=[
+            CompletionChoice(index=chunk.index, text=chunk.text, finish_reason=chunk.finish_reason)
+        ],
+    ).model_dump()
+
+
+def role_event(request_id: str, model: str, created: int, n: int) -> dict[str, Any]:
+    """The first chat SSE event: the assistant role of every choice, as OpenAI sends it."""
+    return ChatCompletionChunk(
+        id=request_id,
+        created=created,
+        model=model,
+        choices=[
+            ChatChunkChoice(index=index, delta=ChatDelta(role="assistant", content=""))
+            for index in range(n)
+        ],
+    ).model_dump()
+
+
+def usage_event(
+    kind: Literal["chat", "completion"], request_id: str, model: str, created: int, usage: Usage
+) -> dict[str, Any]:
+    """The final SSE event of ``stream_options.include_usage``: no choices, only usage."""
+    body = UsageBody.of(usage)
+    if kind == "chat":
+        return ChatCompletionChunk(
+            id=request_id, created=created, model=model, choices=[], usage=body
+        ).model_dump()
+    return CompletionChunk(
+        id=request_id, created=created, model=model, choices=[], usage=body
+    ).model_dump()
