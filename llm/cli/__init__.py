@@ -12,6 +12,7 @@ import typer
 from llm import __version__
 from llm.cli import demo, export, model, train
 from llm.cli import eval as eval_cli
+from llm.cli import serve as serve_cli
 from llm.cli.common import err_console
 from llm.cli.data import data_app
 from llm.env import set_private_env
@@ -30,6 +31,7 @@ train.register(app)
 export.register(app)
 eval_cli.register(app)
 demo.register(app)
+serve_cli.register(app)
 
 
 def _version(value: bool) -> None:
