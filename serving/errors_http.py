@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 
 from fastapi.responses import JSONResponse
@@ -14,6 +15,7 @@ logger = logging.getLogger("serving.gateway")
 
 # Status a client that went away is recorded with (nginx's convention); never sent.
 CLIENT_CLOSED = 499
+_UNION_TAG = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|function-.*)$")
 INTERNAL_MESSAGE = "internal server error; the request id is in the audit log"
 
 
@@ -27,14 +29,21 @@ def validation_error(exc: ValidationError) -> BadRequestError:
         The error to answer with; ``param`` is the first bad field.
     """
     errors = exc.errors(include_input=False, include_url=False, include_context=False)
+    # the deepest location is the most specific one among a union's alternatives
+    errors.sort(key=lambda err: -len(err["loc"]))
     parts = []
     for err in errors[:3]:
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        loc = _location(err["loc"])
         parts.append(f"{loc}: {err['msg']}" if loc else str(err["msg"]))
     if len(errors) > 3:
         parts.append(f"and {len(errors) - 3} more")
-    first = ".".join(str(p) for p in errors[0]["loc"]) if errors else None
+    first = _location(errors[0]["loc"]) if errors else None
     return BadRequestError("invalid request: " + "; ".join(parts), param=first or None)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    """A dotted field path without pydantic's union tags (``str``, ``list[...]``)."""
+    return ".".join(str(part) for part in loc if not _UNION_TAG.match(str(part)))
 
 
 def log_unexpected(request_id: str, exc: BaseException) -> None:

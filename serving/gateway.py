@@ -488,7 +488,9 @@ class Gateway:
             self.queue.release()
             raise
         created = int(time.time())
-        events = self._events(kind, parsed, gen_request, first, stream, record, trace, created)
+        events = self._events(
+            kind, parsed, gen_request, first, stream, record, trace, created, close
+        )
         return _SSEResponse(events, on_close=close)
 
     async def _events(
@@ -501,7 +503,11 @@ class Gateway:
         record: AuditRecord,
         trace: RequestTrace,
         created: int,
+        close: Callable[[], Awaitable[None]],
     ) -> AsyncIterator[str]:
+        # close() (release the slot, write the audit line) runs before the final
+        # [DONE], so a client that has read the whole stream finds its audit line
+        # written; _SSEResponse calls it again (a no-op then) or on disconnect.
         request_id, model = gen_request.request_id, gen_request.model
         if kind == "chat":
             yield _sse(role_event(request_id, model, created, gen_request.sampling.n))
@@ -530,11 +536,13 @@ class Gateway:
                 log_unexpected(request_id, exc)
             body = json.loads(bytes(error_response(exc, request_id).body))
             yield _sse(body)
+            await close()
             yield _sse("[DONE]")
             return
         if parsed.include_usage():
             yield _sse(usage_event(kind, request_id, model, created, trace.final_usage()))
         record.status = 200
+        await close()
         yield _sse("[DONE]")
 
 
