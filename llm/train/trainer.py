@@ -288,6 +288,16 @@ def _mlflow_artifacts(run: MlflowRun, recipe: Recipe, output_dir: Path, final_di
     run.log_artifacts([final_dir / name for name in final_files], artifact_path=FINAL_DIR)
 
 
+def _set_cpu_threads(recipe: Recipe) -> None:
+    """Apply ``training.cpu_threads`` on CPU runs (before any kernel starts its thread pool)."""
+    import torch
+
+    threads = recipe.training.cpu_threads
+    if threads is not None and is_cpu_run():
+        torch.set_num_threads(threads)
+        log.info("CPU run: %d torch thread(s) per process", threads)
+
+
 def run_training(recipe: Recipe, *, resume: bool = False) -> TrainingResult:
     """Fine-tune the model of ``recipe``; write checkpoints, the final model and a manifest.
 
@@ -307,6 +317,7 @@ def run_training(recipe: Recipe, *, resume: bool = False) -> TrainingResult:
     from transformers import set_seed
 
     started_wall = time.time()
+    _set_cpu_threads(recipe)
     init_distributed_state()
     if int(os.environ.get("RANK", "0")) != 0:
         logging.getLogger("llm").setLevel(logging.WARNING)  # rank 0 tells the story once

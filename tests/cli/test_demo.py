@@ -1,4 +1,4 @@
-"""``clinical-llm demo`` runs every data-layer step for real and leaves their outputs."""
+"""``clinical-llm demo`` chains every stage, from synthesis to evaluation, on real outputs."""
 
 from __future__ import annotations
 
@@ -6,19 +6,68 @@ import json
 from pathlib import Path
 
 import pytest
-from datasets import load_from_disk
 
 from llm.cli import main
-from llm.cli.demo import DEMO_TASKS, demo_steps, run_demo
-from llm.errors import CheckFailedError
+from llm.cli.demo import (
+    DEMO_RECIPE,
+    DEMO_SUITE,
+    GATE_FAILED,
+    DemoLayout,
+    demo_steps,
+    failed_gates,
+    run_demo,
+    serve_command,
+)
+from llm.errors import BadInputError, CheckFailedError
+
+VERBS = ["synth", "validate", "deid", "build", "init", "train", "export", "run"]
+
+
+def _verb(argv: list[str]) -> str:
+    return argv[0] if argv[0] in {"train", "export"} else argv[1]
+
+
+def _value(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def _sets(argv: list[str]) -> dict[str, str]:
+    pairs = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+    return dict(p.split("=", 1) for p in pairs)
 
 
 def test_steps_chain_their_outputs(tmp_path: Path) -> None:
-    synth, validate, deid, build = demo_steps(tmp_path, patients=20, seed=3)
-    cohort = synth[synth.index("--out") + 1]
-    assert validate[-1] == f"{cohort}/records.jsonl"
-    assert deid[2] == f"{cohort}/records.jsonl"
-    assert build[build.index("--records") + 1] == deid[3]
+    synth, validate, deid, build, init, train, export, evaluate = (
+        s.argv for s in demo_steps(tmp_path, patients=20, seed=3)
+    )
+    at = DemoLayout(tmp_path)
+    assert validate[-1] == f"{_value(synth, '--out')}/records.jsonl"
+    assert deid[2] == validate[-1]
+    assert _value(build, "--records") == deid[3] == _value(init, "--records")
+    assert train[1] == str(DEMO_RECIPE)
+    overrides = _sets(train)
+    assert overrides["model.base"] == _value(init, "--out") == str(at.model)
+    assert overrides["data.dataset_dir"] == _value(build, "--out")
+    assert overrides["training.output_dir"] == export[1] == str(at.run)
+    assert "training.max_steps" not in overrides  # the recipe's own default
+    assert "--merge" in export
+    assert evaluate[2] == str(DEMO_SUITE)
+    assert _value(evaluate, "--model") == _value(export, "--out")
+    assert _sets(evaluate)["dataset_dir"] == _value(build, "--out")
+
+
+def test_steps_and_init_steps_reach_train_and_model_init(tmp_path: Path) -> None:
+    plan = demo_steps(tmp_path, patients=20, seed=3, steps=4, init_steps=5)
+    assert [_verb(s.argv) for s in plan] == VERBS
+    init, train = plan[4].argv, plan[5].argv
+    assert _value(init, "--steps") == "5"
+    assert _sets(train)["training.max_steps"] == "4"
+
+
+def test_only_the_eval_step_may_end_with_a_failed_gate(tmp_path: Path) -> None:
+    plan = demo_steps(tmp_path, patients=20, seed=3)
+    assert [s.accepted_codes for s in plan[:-1]] == [(0,)] * (len(plan) - 1)
+    assert plan[-1].accepted_codes == (0, GATE_FAILED)
 
 
 def test_a_failing_step_stops_the_demo(tmp_path: Path) -> None:
@@ -33,18 +82,65 @@ def test_a_failing_step_stops_the_demo(tmp_path: Path) -> None:
     assert [argv[1] for argv in seen] == ["synth", "validate"]
 
 
+def test_a_failed_gate_lets_the_demo_finish_but_a_crashed_eval_does_not(tmp_path: Path) -> None:
+    codes = run_demo(
+        tmp_path, 20, 3, lambda argv: GATE_FAILED if argv[:2] == ["eval", "run"] else 0
+    )
+    assert codes[1][-1] == GATE_FAILED
+    with pytest.raises(CheckFailedError, match="demo step 8 failed with exit code 2"):
+        run_demo(tmp_path, 20, 3, lambda argv: 2 if argv[:2] == ["eval", "run"] else 0)
+
+
+def test_a_rerun_replaces_only_its_own_previous_run(tmp_path: Path) -> None:
+    at = DemoLayout(tmp_path)
+    (at.run / "checkpoint-2").mkdir(parents=True)
+    (at.run / "manifest.json").write_text("{}")
+    run_demo(tmp_path, 20, 3, lambda argv: 0)
+    assert not at.run.exists()  # the fake `train` wrote nothing; the old run is gone
+    (at.run / "foreign").mkdir(parents=True)
+    with pytest.raises(BadInputError, match="not a finished demo run"):
+        run_demo(tmp_path, 20, 3, lambda argv: 0)
+    assert (at.run / "foreign").is_dir()
+
+
+def test_failed_gates_are_read_from_every_task_report(tmp_path: Path) -> None:
+    gate = {"name": "accuracy gap between groups", "attribute": "race_ethnicity",
+            "metric": "accuracy", "rule": "max_difference", "threshold": 0.1}  # fmt: skip
+    for task, passed in (("diagnosis", False), ("readmission", True)):
+        (tmp_path / task).mkdir()
+        report = {"gates": [{**gate, "observed": 0.3, "passed": passed}], "passed": passed}
+        (tmp_path / task / "report.json").write_text(json.dumps(report))
+    assert [(g["task"], g["attribute"]) for g in failed_gates(tmp_path)] == [
+        ("diagnosis", "race_ethnicity")
+    ]
+    assert (
+        serve_command(DemoLayout(tmp_path)) == f"clinical-llm serve --model demo={tmp_path}/export"
+    )
+
+
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--patients", "40", "--seed", "11"]) == 0
-    assert "demo finished" in capsys.readouterr().out
-    evaluation = json.loads((out / "deid" / "deid_eval.json").read_text())
+    argv = ["demo", "--out", str(out), "--patients", "60", "--seed", "11"]
+    assert main([*argv, "--steps", "2", "--init-steps", "2"]) == 0
+    printed = capsys.readouterr()
+    assert "demo finished" in printed.out
+    assert "clinical-llm serve --model demo=" in printed.err
+    at = DemoLayout(out)
+    evaluation = json.loads((at.deid / "deid_eval.json").read_text())
     assert evaluation["overall"]["recall"] >= 0.98
-    manifest = json.loads((out / "datasets" / "manifest.json").read_text())
-    assert (manifest["read"], manifest["used"], manifest["rejected"]) == (40, 40, 0)
-    for task in DEMO_TASKS.split(","):
-        splits = load_from_disk(str(out / "datasets" / task))
-        assert sum(len(s) for s in splits.values()) == 40
-        assert "demographics" in splits["train"].column_names
+    manifest = json.loads((at.datasets / "manifest.json").read_text())
+    assert (manifest["read"], manifest["used"], manifest["rejected"]) == (60, 60, 0)
+    run = json.loads((at.run / "manifest.json").read_text())
+    assert run["config"]["model"]["base"] == str(at.model.resolve())
+    assert (at.run / "final" / "adapter_config.json").is_file()
+    assert list(at.run.glob("runs/**/events.out.tfevents.*"))
+    assert (at.run / "mlruns").is_dir()
+    assert list(at.export.glob("*.safetensors"))
+    assert not (at.export / "adapter_config.json").exists()  # merged: loads without peft
+    for task in ("diagnosis", "readmission_loglik"):
+        report = json.loads((at.eval / task / "report.json").read_text())
+        assert report["n"] > 0
+        assert "race_ethnicity" in report["by_attribute"]
     # the key that made the surrogates and date offsets never lands beside the data
-    assert not any(p.name.endswith(".key") for p in (out / "deid").rglob("*"))
+    assert not any(p.name.endswith(".key") for p in at.deid.rglob("*"))
