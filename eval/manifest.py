@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import platform
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import llm
-from llm.data.build import file_sha256, git_commit
 from llm.data.io import ReadStats
 from llm.errors import BadInputError
+from llm.manifest import file_sha256, git_commit
+from llm.manifest import library_versions as versions_of
 
 MANIFEST = "manifest.json"
 MANIFEST_KIND = "eval-subgroups"
@@ -22,13 +21,7 @@ LIBRARIES = ("numpy", "scipy", "pydantic", "PyYAML")
 
 def library_versions() -> dict[str, str | None]:
     """Versions of Python and the libraries the report's numbers depend on."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = None
-    return versions
+    return versions_of(LIBRARIES)
 
 
 def find_model_manifest(predictions: Path, explicit: Path | None) -> Path | None:

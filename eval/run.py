@@ -34,9 +34,9 @@ from eval.tasks.parse import parse_answer
 from eval.tasks.spec import TaskSpec
 from eval.tasks.suite import Suite, gates_for_task, read_suite_gates, write_gates
 from llm import __version__
-from llm.data.build import file_sha256, git_commit
 from llm.data.io import ReadStats
 from llm.errors import BadInputError
+from llm.manifest import file_sha256, git_commit
 
 RUN_MANIFEST_KIND = "eval-run"
 PREDICTIONS = "predictions.jsonl"

@@ -22,15 +22,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import platform
 import random
 import shutil
-import subprocess
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +37,7 @@ from llm.data.io import ReadStats, read_records, write_jsonl
 from llm.data.schema import PatientRecord
 from llm.data.tasks import TASKS, RenderContext, Skip, Task
 from llm.errors import BadInputError
+from llm.manifest import file_sha256, git_commit, library_versions
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
@@ -200,48 +198,12 @@ def content_sha256(rows_by_split: dict[str, list[dict[str, Any]]]) -> str:
     return digest.hexdigest()
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def assets_sha256(out: Path, paths: Iterable[str]) -> str:
     """sha256 over ``path sha256`` lines of the given asset files, sorted by path."""
     digest = hashlib.sha256()
     for rel in sorted(set(paths)):
         digest.update(f"{rel} {file_sha256(out / rel)}\n".encode())
     return digest.hexdigest()
-
-
-def git_commit() -> str | None:
-    """The commit of the source tree this package runs from, when it is a git checkout."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(llm.__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None if result.returncode == 0 else None
-
-
-def library_versions() -> dict[str, str | None]:
-    """Versions of Python and the libraries that shape the output."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 def prepare_out_dir(out: Path, records: Path, rejects: Path | None) -> None:
@@ -488,7 +450,7 @@ def build_task_datasets(
         "rejected": stats.rejected,
         "patients": {s: sum(1 for v in splits.values() if v == s) for s in SPLITS},
         "tasks": {t.name: task_manifest(out, t, outcomes[t.name], answers[t.name]) for t in tasks},
-        "libraries": library_versions(),
+        "libraries": library_versions(LIBRARIES),
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

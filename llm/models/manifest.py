@@ -1,84 +1,38 @@
-"""The run manifest of a model folder: what made it, from what, where, when."""
+"""The run manifest of a model folder: what made it, from what, where, when.
+
+The shared pieces (hashes, git commit, hardware, writing) are in :mod:`llm.manifest`.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import platform
-import subprocess
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
-from typing import Any
-
-import torch
 
 from llm.errors import BadInputError
+from llm.manifest import file_sha256, git_commit, hardware, now_utc, write_manifest
+from llm.manifest import library_versions as versions_of
+
+__all__ = [
+    "file_sha256",
+    "git_commit",
+    "hardware",
+    "library_versions",
+    "now_iso",
+    "prepare_model_folder",
+    "write_manifest",
+]
 
 LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "accelerate", "numpy")
 
 
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def git_commit() -> str | None:
-    """The commit of the checkout this package runs from, when it is one."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def library_versions() -> dict[str, str]:
-    """Installed versions of the libraries that shape the model files."""
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def hardware() -> dict[str, Any]:
-    """Where the run happened: platform, CPU count, torch threads, GPU name."""
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.is_available(),
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of Python and the libraries that shape the model files."""
+    return versions_of(LIBRARIES)
 
 
 def now_iso() -> str:
     """Current UTC time, ISO-8601, seconds precision."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
-    """Write ``folder/manifest.json`` (indented, keys in insertion order). Returns its path."""
-    path = folder / "manifest.json"
-    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return path
+    return now_utc().isoformat(timespec="seconds")
 
 
 def prepare_model_folder(folder: Path, kind: str) -> None:
