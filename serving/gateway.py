@@ -399,7 +399,8 @@ class Gateway:
                 logger.warning(
                     "request %s: ignored unknown field(s): %s", request_id, ", ".join(unknown)
                 )
-            record.model = parsed.model
+            # a name that is not served is client text and may carry anything
+            record.model = self.metrics.model_label(parsed.model)
             record.stream = parsed.stream
             gen_request, trace.prompt_tokens = self.build_request(kind, parsed, caller, request_id)
             record.prompt_sha256 = prompt_sha256(gen_request.prompt, gen_request.messages)
