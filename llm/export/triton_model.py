@@ -100,7 +100,8 @@ class TextGenerator:
         self.tokenizer: Any = AutoTokenizer.from_pretrained(
             str(folder), local_files_only=True, trust_remote_code=False
         )
-        self.model: Any = AutoModelForCausalLM.from_pretrained(
+        loader: Any = AutoModelForCausalLM
+        self.model: Any = loader.from_pretrained(
             str(folder), local_files_only=True, trust_remote_code=False, use_safetensors=True
         )
         self.model.to(device)
