@@ -10,7 +10,8 @@ so it doubles as a walkthrough:
    cohort's exact PHI spans);
 3. ``data build``: the task datasets, with a test split large enough for
    subgroup figures;
-4. ``model init``: the tiny clinical Llama (tokenizer + brief pretraining);
+4. ``model init --multimodal``: the tiny clinical Llama (tokenizer + brief
+   pretraining) in ``model/`` and its vision-language sibling in ``model-vl/``;
 5. ``train recipes/tiny-lora-cpu.yaml`` with ``--set`` overrides that point
    it at this demo's model, datasets and run folder;
 6. ``export --merge``: a plain model folder that loads without peft;
@@ -125,7 +126,7 @@ def demo_steps(
     at = DemoLayout(out)
     records, deid_records = at.cohort / "records.jsonl", at.deid / "records.jsonl"
     init = ["model", "init", "--records", str(deid_records), "--out", str(at.model),
-            "--seed", str(seed)]  # fmt: skip
+            "--seed", str(seed), "--multimodal"]  # fmt: skip
     if init_steps is not None:
         init += ["--steps", str(init_steps)]
     train = ["train", str(DEMO_RECIPE),
