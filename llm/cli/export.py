@@ -1,5 +1,9 @@
 """``clinical-llm export RUN_DIR --out DIR``: a trained model as a folder a server loads.
 
+With ``--triton`` the output is a Triton model repository instead (RUN_DIR may
+then also be a plain model folder, e.g. an earlier ``--merge`` export); see
+docs/triton.md.
+
 LoRA runs export their adapter (pointing at the local base) unless ``--merge``
 folds it into the base; full fine-tunes export their consolidated weights.
 The work is in :mod:`llm.export`; see docs/export.md.
@@ -30,7 +34,9 @@ def register(app: typer.Typer) -> None:
 
 def export(
     run_dir: Path = typer.Argument(
-        ..., help="Training run folder (training.output_dir, with manifest.json)."
+        ...,
+        help="Training run folder (training.output_dir, with manifest.json); with --triton "
+        "also a plain model folder (config.json, *.safetensors, tokenizer).",
     ),
     out: Path = typer.Option(
         ...,
@@ -66,9 +72,18 @@ def export(
         "pickle files the run wrote; they are read weights-only with an allowlist of "
         "DeepSpeed classes.",
     ),
+    triton: bool = typer.Option(
+        False,
+        "--triton",
+        help="Write a Triton model repository (config.pbtxt, Python-backend model.py that "
+        "streams tokens, the weights copied in). LoRA runs are merged first.",
+    ),
 ) -> None:
     """Export one saved model of RUN_DIR: adapter, merged model or full weights, with the
     tokenizer, chat template and a manifest (file hashes, run and base references)."""
+    if triton:
+        _export_triton(run_dir, out, checkpoint, dtype, name, allow_deepspeed_shards)
+        return
     from llm.export import export_run
 
     with err_console.status("exporting") as status:
@@ -86,4 +101,32 @@ def export(
         f"exported {result.source.checkpoint} of {run_dir} as {result.format} "
         f"'{result.name}' ({len(result.files)} files, {result.total_bytes / 2**20:.1f} MiB, "
         f"{result.dtype or 'dtype as saved'}) in {result.seconds:.0f} s: {out}"
+    )
+
+
+def _export_triton(
+    source: Path,
+    out: Path,
+    checkpoint: str,
+    dtype: Dtype | None,
+    name: str | None,
+    allow_deepspeed_shards: bool,
+) -> None:
+    from llm.export.triton import export_triton
+
+    with err_console.status("exporting for Triton") as status:
+        result = export_triton(
+            source,
+            out,
+            name=name,
+            checkpoint=checkpoint,
+            dtype=dtype.value if dtype is not None else None,
+            allow_deepspeed_shards=allow_deepspeed_shards,
+            progress=lambda stage: status.update(f"export: {stage}"),
+        )
+    print_summary(
+        f"exported {source} as Triton model '{result.name}' (python backend, "
+        f"{'streaming' if result.decoupled else 'non-streaming'}, context "
+        f"{result.max_model_len}, {len(result.files)} files, "
+        f"{result.total_bytes / 2**20:.1f} MiB) in {result.seconds:.0f} s: {out}"
     )

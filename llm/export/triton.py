@@ -156,7 +156,13 @@ def _file_entries(stage: Path) -> dict[str, dict[str, Any]]:
 
 
 def _stage_weights(
-    source: Path, target: Path, *, checkpoint: str, dtype: str | None, progress: Progress
+    source: Path,
+    target: Path,
+    *,
+    checkpoint: str,
+    dtype: str | None,
+    allow_deepspeed_shards: bool,
+    progress: Progress,
 ) -> dict[str, Any]:
     """Put a plain model folder for ``source`` (a run or a model folder) at ``target``."""
     if _is_model_folder(source):
@@ -175,6 +181,7 @@ def _stage_weights(
         merge=run.is_adapter,
         checkpoint=checkpoint,
         dtype=dtype,
+        allow_deepspeed_shards=allow_deepspeed_shards,
         progress=progress,
     )
     return {"run_dir": str(source.resolve()), "checkpoint": run.checkpoint, "format": result.format}
@@ -188,6 +195,7 @@ def export_triton(
     checkpoint: str = FINAL,
     dtype: str | None = None,
     decoupled: bool = True,
+    allow_deepspeed_shards: bool = False,
     progress: Progress | None = None,
 ) -> TritonExportResult:
     """Write a Triton model repository serving ``source``.
@@ -200,6 +208,7 @@ def export_triton(
         checkpoint: for runs: ``final``, ``latest`` or ``checkpoint-N``.
         dtype: for runs: ``bf16``/``fp16``/``fp32`` of the written weights.
         decoupled: stream tokens (decoupled policy); False answers with one response.
+        allow_deepspeed_shards: for runs: consolidate a ZeRO-shards-only checkpoint.
         progress: called with a short description as each stage starts.
 
     Returns:
@@ -230,7 +239,14 @@ def export_triton(
         version = stage / served / VERSION
         weights = version / MODEL_FOLDER
         version.mkdir(parents=True)
-        origin = _stage_weights(source, weights, checkpoint=checkpoint, dtype=dtype, progress=step)
+        origin = _stage_weights(
+            source,
+            weights,
+            checkpoint=checkpoint,
+            dtype=dtype,
+            allow_deepspeed_shards=allow_deepspeed_shards,
+            progress=step,
+        )
         max_model_len = _check_text_model(weights)
         step("checking the tokenizer and chat template")
         _check_chat_template(weights)
