@@ -142,8 +142,9 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    run_server(settings, announce=lambda line: err_console.print(line, highlight=False))
-    print_summary(f"gateway stopped; audit log: {settings.audit_log}")
+    # a server has no closing moment (uvicorn ends on a signal), so the summary line
+    # saying where things are is printed once the settings are known
+    run_server(settings, announce=print_summary)
 
 
 @serve_app.command("keygen")

@@ -1,0 +1,136 @@
+"""``clinical-llm serve``: config precedence, exit-2 errors, keygen, and a real server process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from llm.cli import main
+from serving.config import load_serve_config
+from serving.keys import load_key_file
+from tests.serving.conftest import FakeBackend, LiveGateway
+
+
+def test_flags_override_yaml_override_defaults(tmp_path: Path) -> None:
+    config = tmp_path / "serve.yaml"
+    config.write_text(
+        "backend: openai\nport: 9000\nmax_queue: 3\nbackend_options: {timeout_s: 10}\n"
+        "adapters: {a: /x}\n"
+    )
+    settings = load_serve_config(
+        config, {"port": 9100, "host": None, "backend_options": {"api_key_env": "K"}}
+    )
+    assert settings.backend == "openai"  # from the file
+    assert settings.port == 9100  # flag wins
+    assert settings.host == "127.0.0.1"  # default (the None flag is ignored)
+    assert settings.max_queue == 3
+    assert settings.backend_options == {"timeout_s": 10, "api_key_env": "K"}
+
+
+def test_config_errors_listed_with_file_and_field(tmp_path: Path) -> None:
+    config = tmp_path / "serve.yaml"
+    config.write_text("max_queue: -1\nprot: 8000\n")
+    code = main(["serve", "--config", str(config), "--model", "m=/x"])
+    assert code == 2
+    with pytest.raises(Exception) as err:
+        load_serve_config(config)
+    assert str(config) in str(err.value)
+    assert "max_queue" in str(err.value) and "prot" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["serve", "--model", "no-equals-sign"],
+        ["serve", "--model", "m=/x", "--host", "0.0.0.0"],
+        ["serve", "--model", "m=/x", "--backend", "bogus"],
+        ["serve", "--model", "m=/x", "--api-keys", "/does/not/exist.jsonl"],
+        ["serve"],
+    ],
+)
+def test_bad_usage_exits_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(args) == 2
+    assert "error" in capsys.readouterr().err.lower()
+
+
+def test_keygen_writes_hash_and_prints_key_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = tmp_path / "keys.yaml"
+    args = ["serve", "keygen", "--id", "app", "--models", "tiny,tiny-notes"]
+    assert main([*args, "--keys-file", str(keys)]) == 0
+    key = capsys.readouterr().out.splitlines()[0]
+    assert key.startswith("sk-clin-")
+    assert key not in keys.read_text()
+    entry = load_key_file(keys)[0]
+    assert (entry.id, entry.models) == ("app", ["tiny", "tiny-notes"])
+    assert main(["serve", "keygen", "--id", "app", "--keys-file", str(keys)]) == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_serve_process_answers_openai_client(
+    live_gateway: LiveGateway, fake_backend: FakeBackend, tmp_path: Path
+) -> None:
+    """The real command, as a user types it (openai backend over a FakeBackend upstream)."""
+    upstream = live_gateway(fake_backend)
+    keys = tmp_path / "keys.jsonl"
+    subprocess.run(
+        [sys.executable, "-m", "llm", "serve", "keygen", "--id", "ops", "--keys-file", str(keys)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    key = subprocess.run(
+        [sys.executable, "-m", "llm", "serve", "keygen", "--id", "app", "--keys-file", str(keys)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()[0]
+    port = _free_port()
+    audit = tmp_path / "audit.jsonl"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("CLINICAL_LLM_API_KEYS", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llm", "serve", "--backend", "openai",
+         "--model", f"clinic={upstream.v1}", "--backend-option", "upstream_model=tiny",
+         "--port", str(port), "--api-keys", str(keys), "--audit-log", str(audit)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.communicate()[1]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.2)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
+        out = client.chat.completions.create(
+            model="clinic", messages=[{"role": "user", "content": "hi"}], max_tokens=2
+        )
+        assert out.choices[0].message.content == "alpha bravo "
+        streamed = client.completions.create(model="clinic", prompt="x", max_tokens=2, stream=True)
+        assert "".join(c.choices[0].text for c in streamed if c.choices) == "alpha bravo "
+    finally:
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=30)
+    assert f"serving clinic (openai) at http://127.0.0.1:{port}/v1; audit log: {audit}" in stdout
+    assert "Traceback" not in stderr
+    assert [line.count('"key_id": "app"') for line in audit.read_text().splitlines()] == [1, 1]
