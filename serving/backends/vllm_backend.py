@@ -26,6 +26,7 @@ and runs eagerly; on GPU (PyPI ``vllm``) the same code runs with CUDA graphs.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -54,7 +55,7 @@ INSTALL_HINT = (
     "(or '.[vllm]' with a CUDA GPU)"
 )
 # vLLM accepts only these LoRA ranks (vllm.config.lora.MaxLoRARanks).
-LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 # Prompts tokenized by count_prompt_tokens, kept until generate takes them: the
 # gateway always counts first, so each prompt is tokenized once.
 ENCODED_CACHE_SIZE = 1024
@@ -99,7 +100,7 @@ class VLLMOptions(BaseModel):
     tensor_parallel_size: int = Field(1, ge=1, description="GPU only: GPUs per replica.")
     max_lora_rank: int | None = Field(
         None,
-        description="Largest LoRA rank served (one of 8, 16, 32, 64, 128, 256, 320, 512; "
+        description="Largest LoRA rank served (one of 1, 8, 16, 32, 64, 128, 256, 320, 512; "
         "default: the smallest that fits every adapter).",
     )
     max_loras: int | None = Field(
@@ -324,6 +325,10 @@ class VLLMBackend(Backend):
         engine, self.engine = self.engine, None
         if engine is not None:
             await asyncio.to_thread(engine.shutdown)
+            del engine
+            # AsyncLLM sits in reference cycles; collected at interpreter exit, its __del__
+            # would run shutdown() again with module globals already gone
+            gc.collect()
 
     def ready(self) -> bool:
         """True while the engine is up and has not failed."""
@@ -367,6 +372,7 @@ class VLLMBackend(Backend):
 
     def _sampling_params(self, request: GenerationRequest) -> Any:
         from vllm import SamplingParams as VLLMSamplingParams
+        from vllm.exceptions import VLLMClientError
         from vllm.sampling_params import RequestOutputKind
 
         sampling = request.sampling
@@ -381,7 +387,7 @@ class VLLMBackend(Backend):
                 skip_special_tokens=True,
                 output_kind=RequestOutputKind.DELTA,
             )
-        except ValueError as exc:  # VLLMValidationError included; names fields and limits
+        except (ValueError, VLLMClientError) as exc:  # messages name fields and limits
             raise BadRequestError(f"vLLM rejected the sampling settings: {exc}") from None
 
     # ------------------------------------------------------------------ generation
