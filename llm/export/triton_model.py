@@ -197,6 +197,7 @@ class TextGenerator:
                 return
             state.ids.append(token)
             state.pending_tokens += 1
+            step_input = torch.tensor([[token]], device=self.device)
             text = self.tokenizer.decode(state.ids, skip_special_tokens=True)
             cut = min((i for i in (text.find(s) for s in decoding.stop if s) if i >= 0), default=-1)
             if cut >= 0:
@@ -210,7 +211,6 @@ class TextGenerator:
             safe = text[: len(text) - _held_back(text, decoding.stop)]
             if len(safe) > len(state.emitted):
                 yield self._delta(state, safe, prompt_tokens, "")
-            step_input = torch.tensor([[token]], device=self.device)
 
     def _delta(self, state: _DetokenizeState, upto: str, prompt_tokens: int, final: str) -> Delta:
         new = upto[len(state.emitted) :] if upto.startswith(state.emitted) else ""

@@ -298,12 +298,14 @@ class TritonBackend(Backend):
         self, request: GenerationRequest, ids: list[str]
     ) -> AsyncGenerator[tuple[int, GenerationChunk, int], None]:
         finished = asyncio.Event()
+        # built before the call: an error inside the request iterator would only cancel it
+        inputs = [build_inputs(request, choice) for choice in range(len(ids))]
 
         async def requests() -> AsyncIterator[dict[str, Any]]:
             for choice, request_id in enumerate(ids):
                 yield {
                     "model_name": self.triton_model,
-                    "inputs": build_inputs(request, choice),
+                    "inputs": inputs[choice],
                     "request_id": request_id,
                 }
             # keep our side of the stream open until every choice has ended
