@@ -215,6 +215,11 @@ class BatchScheduler:
         return self._thread is not None and self._thread.is_alive() and not self._stopping
 
     @property
+    def running(self) -> int:
+        """Sequences (choices) in the running batch."""
+        return len(self._batch.sequences)
+
+    @property
     def queue_depth(self) -> int:
         """Requests waiting for admission."""
         return len(self._waiting)
