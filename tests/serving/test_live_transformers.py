@@ -48,7 +48,10 @@ def greedy_reference(model_dir: Path, max_new_tokens: int) -> str:
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True).eval()
     inputs: Any = tokenizer.apply_chat_template(
-        [dict(m) for m in CHAT], add_generation_prompt=True, return_tensors="pt", return_dict=True
+        [{"role": str(m["role"]), "content": str(m.get("content"))} for m in CHAT],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
     )
     prompt_length = len(inputs["input_ids"][0])
     with torch.no_grad():
