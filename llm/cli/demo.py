@@ -16,7 +16,8 @@ so it doubles as a walkthrough:
    it at this demo's model, datasets and run folder;
 6. ``export --merge``: a plain model folder that loads without peft;
 7. ``eval run``: the local runner on the held-out test split, by subgroup,
-   with the release gates of ``eval/suites/gates/clinical-core.yaml``.
+   with the release gates of ``eval/suites/gates/clinical-core.yaml`` that
+   apply to the two trained tasks (written to ``gates.yaml`` in the demo folder).
 
 A failing gate does not fail the demo: catching the planted bias is what the
 gate is for, so the demo says which gate failed and where the report is. Any
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+import yaml
 
 from llm.cli.common import err_console, print_summary
 from llm.errors import BadInputError, CheckFailedError
@@ -44,9 +46,19 @@ from llm.errors import BadInputError, CheckFailedError
 DEMO_TASKS = "diagnosis,readmission,summary,radiology_impression,ecg_rhythm"
 DEMO_RECIPE = Path("recipes/tiny-lora-cpu.yaml")
 DEMO_SUITE = Path("eval/suites/clinical-core.yaml")
-# The classification tasks the tiny recipe trains on, scored by log-likelihood
-# (AUROC and calibration defined) and by free generation.
-EVAL_TASKS = "[diagnosis, diagnosis_loglik, readmission, readmission_loglik]"
+# The two classification tasks the tiny recipe trains on: diagnosis by greedy
+# generation (one prompt pass, a few tokens) and readmission by log-likelihood
+# of yes/no (AUROC and calibration defined).
+EVAL_TASKS = "[diagnosis, readmission_loglik]"
+# The release gates of eval/suites/gates/clinical-core.yaml that these tasks
+# compute (its ROUGE-L gate needs the summary task, which the demo leaves out:
+# a suite refuses gates that no task computes).
+DEMO_GATES: list[dict[str, Any]] = [
+    {"name": "accuracy gap between groups", "attribute": "*", "metric": "accuracy",
+     "rule": "max_difference", "threshold": 0.10, "use": "point"},
+    {"name": "readmission sensitivity in every group", "attribute": "*",
+     "metric": "true_positive_rate", "rule": "min_value", "threshold": 0.50, "use": "point"},
+]  # fmt: skip
 # 60/10/30 by patient: a test split of 30% keeps every race/ethnicity group the
 # gates look at above the demo's minimum group size at the default cohort size.
 DEMO_SPLIT = "0.6,0.1,0.3"
@@ -107,6 +119,10 @@ class DemoLayout:
     def key(self) -> Path:
         return self.out / "deid.key"
 
+    @property
+    def gates(self) -> Path:
+        return self.out / "gates.yaml"
+
 
 def demo_steps(
     out: Path, patients: int, seed: int, *, steps: int | None = None, init_steps: int | None = None
@@ -150,18 +166,21 @@ def demo_steps(
                   "--name", DEMO_MODEL_NAME]),
         DemoStep(["eval", "run", str(DEMO_SUITE), "--model", str(at.export),
                   "--set", f"dataset_dir={at.datasets}", "--set", f"tasks={EVAL_TASKS}",
+                  "--set", f"gates={at.gates}",
                   "--set", f"min_group_size={DEMO_MIN_GROUP_SIZE}", "--set", "bootstrap=200",
                   "--out", str(at.eval)], accepted_codes=(0, GATE_FAILED)),
     ]  # fmt: skip
 
 
 def _prepare(at: DemoLayout) -> None:
-    """Make the demo folder, its de-identification key, and room for a fresh run."""
+    """Make the demo folder, its de-identification key and gates file, and room for a fresh run."""
     at.out.mkdir(parents=True, exist_ok=True)
     if not at.key.exists():
         # A per-demo secret for date shifting; real deployments keep theirs in a vault.
         at.key.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
         at.key.chmod(0o600)
+    header = "# Release gates of the demo's eval run (written by clinical-llm demo).\n"
+    at.gates.write_text(header + yaml.safe_dump(DEMO_GATES, sort_keys=False), encoding="utf-8")
     if at.run.exists():
         # `train` refuses a folder with checkpoints (it would mix two runs); a
         # re-run of the demo replaces its own previous run, and nothing else.
