@@ -60,6 +60,8 @@ class VLLMRunner:
         model_path: model folder (safetensors; no remote code).
         max_length: the engine's ``max_model_len`` (default: the model's).
         seed: engine seed (sampling with temperature > 0).
+        dtype: weight and activation dtype; ``auto`` is bfloat16 on CPU, so pass
+            ``float32`` to match a float32 transformers run token for token.
 
     Raises:
         BadInputError: vLLM missing, or the folder is not a safetensors model.
@@ -70,7 +72,12 @@ class VLLMRunner:
     supports_loglikelihood = True
 
     def __init__(
-        self, model_path: str | Path, *, max_length: int | None = None, seed: int = 0
+        self,
+        model_path: str | Path,
+        *,
+        max_length: int | None = None,
+        seed: int = 0,
+        dtype: str = "auto",
     ) -> None:
         self.model_path = check_model_folder(model_path)
         if not _cuda_available():
@@ -84,6 +91,7 @@ class VLLMRunner:
             "enforce_eager": True,
             "trust_remote_code": False,
             "seed": seed,
+            "dtype": dtype,
         }
         if max_length is not None:
             kwargs["max_model_len"] = max_length

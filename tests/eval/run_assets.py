@@ -57,10 +57,11 @@ def save_random_model(tokenizer_dir: Path, out: Path, *, seed: int = 0) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     torch.manual_seed(seed)
     config = LlamaConfig(
+        # head_dim 32: vLLM's CPU attention has kernels for 32 and up, not 16
         hidden_size=64,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
         intermediate_size=128,
         vocab_size=len(tokenizer),
         max_position_embeddings=2048,
