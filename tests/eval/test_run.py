@@ -14,6 +14,7 @@ from llm.cli import main
 from llm.errors import BadInputError
 from tests.eval.openai_double import serve
 from tests.eval.run_assets import EvalAssets, eval_assets  # noqa: F401 (fixture)
+from tests.serving.conftest import live_gateway  # noqa: F401 (fixture)
 
 LIMIT = 3
 
@@ -194,3 +195,32 @@ def test_endpoint_run_matches_the_local_run(
     assert summary["model"]["endpoint"] == url and "model_manifest" not in json.loads(
         (http_out / "manifest.json").read_text()
     )
+
+
+@pytest.mark.slow
+def test_endpoint_run_through_the_real_gateway_matches_the_local_run(
+    eval_assets: EvalAssets,  # noqa: F811
+    live_gateway: Any,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`eval run --endpoint` against `clinical-llm serve`'s app on the transformers backend."""
+    from serving.backends.base import BackendSettings
+
+    suite = _suite(tmp_path, eval_assets, "diagnosis, readmission")
+    local_out, http_out = tmp_path / "local", tmp_path / "gateway"
+    common = ["eval", "run", str(suite), "--limit", str(LIMIT)]
+    assert main([*common, "--model", str(eval_assets.random), "--out", str(local_out)]) == 0
+    settings = BackendSettings(model_name="random", model_path=str(eval_assets.random))
+    url = live_gateway("transformers", settings)
+    argv = [*common, "--endpoint", url.v1, "--model-name", "random", "--concurrency", "3"]
+    assert main([*argv, "--out", str(http_out)]) == 0, capsys.readouterr().err
+    for task in ("diagnosis", "readmission"):
+        local = _lines(local_out / task / "predictions.jsonl")
+        http = _lines(http_out / task / "predictions.jsonl")
+        assert [(p["id"], p["completion"], p["prediction"]) for p in http] == [
+            (p["id"], p["completion"], p["prediction"]) for p in local
+        ]
+        assert all(p["demographics"] for p in http)
+    audit = url.audit_lines()
+    assert len(audit) == 2 * LIMIT and {line["status"] for line in audit} == {200}
