@@ -79,8 +79,12 @@ def export(
         "streams tokens, the weights copied in). LoRA runs are merged first.",
     ),
 ) -> None:
-    """Export one saved model of RUN_DIR: adapter, merged model or full weights, with the
-    tokenizer, chat template and a manifest (file hashes, run and base references)."""
+    """Export a run (or, with --triton, a model folder) as a folder a server loads.
+
+    LoRA runs give the adapter, or merged weights with --merge; full fine-tunes
+    give their weights; --triton writes a Triton model repository. Every export
+    carries the tokenizer, the chat template and a manifest with file hashes.
+    """
     if triton:
         _export_triton(run_dir, out, checkpoint, dtype, name, allow_deepspeed_shards)
         return
