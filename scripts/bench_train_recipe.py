@@ -147,6 +147,7 @@ def _launch(argv: list[str], log: Path) -> None:
 def bench_launch(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """2 processes under DeepSpeed ZeRO-2 vs 1 process: real tokens/s from the manifests."""
     python = Path(sys.executable)
+    args.out.mkdir(parents=True, exist_ok=True)  # the launch logs sit beside the run folders
     rows = []
     for label, prefix in (
         ("1 process", [str(python)]),
