@@ -317,10 +317,10 @@ def run_training(recipe: Recipe, *, resume: bool = False) -> TrainingResult:
     from transformers import set_seed
 
     started_wall = time.time()
-    _set_cpu_threads(recipe)
     init_distributed_state()
     if int(os.environ.get("RANK", "0")) != 0:
         logging.getLogger("llm").setLevel(logging.WARNING)  # rank 0 tells the story once
+    _set_cpu_threads(recipe)
     world_size = check_world_size(_expected_world_size(recipe))
     log.info("training %s with world size %d", recipe.training.output_dir.name, world_size)
     output_dir = recipe.training.output_dir

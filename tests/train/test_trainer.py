@@ -25,7 +25,7 @@ from llm.train.packing import PackedCollator, PaddedCollator
 from llm.train.recipe import Recipe, load_recipe
 from llm.train.tokenize import IGNORE_INDEX, tokenize_chat
 from llm.train.tracking import configure_environment, flatten, report_to, tensorboard_dir
-from llm.train.trainer import build_training_arguments, resume_checkpoint
+from llm.train.trainer import _set_cpu_threads, build_training_arguments, resume_checkpoint
 from tests.train.conftest import tiny_llama
 from tests.train.fixtures import (
     TrainingAssets,
@@ -92,6 +92,25 @@ def _recipe(tmp_path: Path, *overrides: str, text: str | None = None) -> Recipe:
     path = tmp_path / "recipe.yaml"
     path.write_text(base)
     return load_recipe(path, list(overrides), base_dir=tmp_path)
+
+
+# ---------------------------------------------------------------- CPU threads
+
+
+def test_cpu_threads_set_torch_threads_on_cpu_and_null_keeps_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "true")  # a CPU run even where CUDA exists
+    before = torch.get_num_threads()
+    try:
+        _set_cpu_threads(_recipe(tmp_path))
+        assert torch.get_num_threads() == before
+        _set_cpu_threads(_recipe(tmp_path, "training.cpu_threads=1"))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(BadInputError, match="cpu_threads"):
+        _recipe(tmp_path, "training.cpu_threads=0")
 
 
 # ---------------------------------------------------------------- TrainingArguments
