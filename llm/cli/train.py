@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -82,7 +83,8 @@ def train(
             "use --dry-run to check the recipe"
         ) from None
     output = trainer.run_training(loaded, resume=resume)
-    print_summary(f"trained {recipe}: outputs in {output or loaded.training.output_dir}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under a launcher every rank gets here
+        print_summary(f"trained {recipe}: outputs in {output or loaded.training.output_dir}")
 
 
 def main(argv: list[str] | None = None) -> int:
