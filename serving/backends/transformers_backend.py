@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -188,9 +189,15 @@ class TransformersBackend(Backend):
         from llm.models.loading import check_model_folder, load_causal_lm
 
         set_private_env()
-        if self.options.torch_threads is not None:
-            torch.set_num_threads(self.options.torch_threads)
         self._device = _resolve_device(self.options.device)
+        threads = self.options.torch_threads
+        if threads is None and self._device.type == "cpu":
+            # Leave one core to the event loop (HTTP, SSE, tokenization): with every
+            # core in torch's pool the loop and the spinning OpenMP threads fight,
+            # which measured 3.1x instead of 6x batching speed-up on 2 cores.
+            threads = max(1, (os.cpu_count() or 2) - 1)
+        if threads is not None:
+            torch.set_num_threads(threads)
         folder = check_model_folder(self.settings.model_path)
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         dtype = DTYPES[self.options.dtype]
