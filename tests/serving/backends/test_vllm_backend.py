@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,12 +33,12 @@ from llm.errors import BadInputError
 from serving.backends import create_backend
 from serving.backends.base import (
     BackendSettings,
-    GenerationChunk,
     GenerationRequest,
     SamplingParams,
 )
 from serving.backends.vllm_backend import VLLMBackend, lora_rank_limit, parse_options
 from serving.errors import BackendUnavailableError, BadRequestError
+from tests.serving.backends.conftest import Output
 from tests.train.conftest import chat_tokenizer  # noqa: F401
 
 pytestmark = pytest.mark.vllm
@@ -162,31 +162,6 @@ class Engine:
             return output
 
         return self.loop.run(consume())
-
-
-@dataclass
-class Output:
-    """What one request streamed."""
-
-    chunks: list[GenerationChunk] = field(default_factory=list)
-
-    @property
-    def texts(self) -> dict[int, str]:
-        """Concatenated deltas per choice."""
-        out: dict[int, str] = {}
-        for chunk in self.chunks:
-            out[chunk.index] = out.get(chunk.index, "") + chunk.text
-        return out
-
-    @property
-    def text(self) -> str:
-        """Text of choice 0."""
-        return self.texts.get(0, "")
-
-    @property
-    def finish(self) -> dict[int, str]:
-        """Finish reason per choice."""
-        return {c.index: c.finish_reason for c in self.chunks if c.finish_reason}
 
 
 @pytest.fixture(scope="module")
