@@ -20,7 +20,10 @@ so it doubles as a walkthrough:
    apply to the two trained tasks (written to ``gates.yaml`` in the demo folder).
 
 A failing gate does not fail the demo: catching the planted bias is what the
-gate is for, so the demo says which gate failed and where the report is. Any
+gate is for. The demo lists every failed gate with the worst group, and says
+whether one of them singles out the planted group; a model too weak to show
+the bias fails gap gates for other groups too (its errors follow each group's
+label base rate), and the demo says so rather than claiming the catch. Any
 other non-zero exit stops the demo with the step named. The last lines print
 the command that serves the exported model.
 """
@@ -67,6 +70,8 @@ DEMO_MIN_GROUP_SIZE = 10
 # Exit code of `eval run` when every output was written but a gate failed.
 GATE_FAILED = 1
 DEMO_MODEL_NAME = "demo"
+# The documentation bias the demo cohort is synthesized with (attribute, group).
+PLANTED_BIAS = ("race_ethnicity", "Black")
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,7 @@ def demo_steps(
         train += ["--set", f"training.max_steps={steps}"]
     return [
         DemoStep(["data", "synth", "--patients", str(patients), "--seed", str(seed),
-                  "--bias", "race_ethnicity=Black:0.3", "--out", str(at.cohort)]),
+                  "--bias", f"{PLANTED_BIAS[0]}={PLANTED_BIAS[1]}:0.3", "--out", str(at.cohort)]),
         DemoStep(["data", "validate", str(records)]),
         DemoStep(["data", "deid", str(records), str(deid_records), "--strategy", "surrogate",
                   "--key-file", str(at.key), "--evaluate"]),
@@ -248,11 +253,36 @@ def failed_gates(eval_dir: Path) -> list[dict[str, Any]]:
         with ``task`` added; empty when every gate passed.
     """
     failed: list[dict[str, Any]] = []
-    for report in sorted(eval_dir.glob("*/report.json")):
-        for gate in json.loads(report.read_text(encoding="utf-8")).get("gates", []):
+    for path in sorted(eval_dir.glob("*/report.json")):
+        report = json.loads(path.read_text(encoding="utf-8"))
+        for gate in report.get("gates", []):
             if gate.get("passed") is False:
-                failed.append({"task": report.parent.name, **gate})
+                disparity = (
+                    report.get("by_attribute", {})
+                    .get(gate.get("attribute"), {})
+                    .get("disparity", {})
+                )
+                worst = disparity.get(gate.get("metric"), {}).get("worst_group")
+                failed.append({"task": path.parent.name, "worst_group": worst, **gate})
     return failed
+
+
+def caught_planted_bias(gates: list[dict[str, Any]]) -> bool:
+    """Whether a failed gate names the planted group as the worst one of its attribute.
+
+    A weak model fails gap gates too (its errors follow each group's label base
+    rate); only a failure whose worst group is the degraded one is the bias.
+    """
+    attribute, group = PLANTED_BIAS
+    return any(
+        attribute in str(g.get("attribute", "")).split("*")
+        and group in str(g.get("worst_group") or "").split("*")
+        for g in gates
+    )
+
+
+def _number(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def serve_command(at: DemoLayout) -> str:
@@ -296,24 +326,31 @@ def demo(
     seconds, _ = run_demo(out, patients, seed, main, steps=steps, init_steps=init_steps)
     err_console.rule()
     gates = failed_gates(at.eval)
-    if gates:
+    for gate in gates:
         err_console.print(
-            f"[bold yellow]The release gates caught the planted bias[/] "
-            f"(race_ethnicity=Black:0.3): {len(gates)} gate check(s) failed. "
+            f"  gate failed: {gate['task']}: {gate['name']} on {gate['attribute']} "
+            f"({gate['metric']} {gate['rule']} {gate['threshold']}): observed "
+            f"{_number(gate['observed'])}, worst group {gate['worst_group']}",
+            highlight=False,
+        )
+    planted = f"{PLANTED_BIAS[0]}={PLANTED_BIAS[1]}"
+    if caught_planted_bias(gates):
+        err_console.print(
+            f"[bold yellow]The release gates caught the planted bias ({planted}).[/] "
             "The demo goes on: a failed gate is the evaluation doing its job.",
             highlight=False,
         )
-        for gate in gates:
-            err_console.print(
-                f"  {gate['task']}: {gate['name']} on {gate['attribute']} "
-                f"({gate['metric']} {gate['rule']} {gate['threshold']}): "
-                f"observed {gate['observed']}",
-                highlight=False,
-            )
+    elif gates:
+        err_console.print(
+            f"[bold yellow]{len(gates)} gate check(s) failed, but none names the planted "
+            f"group ({planted}) as the worst:[/] the tiny model is too weak to show the "
+            "bias, and its errors follow each group's label base rate (docs/training.md). "
+            "The demo goes on.",
+            highlight=False,
+        )
     else:
         err_console.print(
-            "Every release gate passed: the gates did not see the planted bias in this run "
-            "(small groups or a model too weak to show a gap); see the reports.",
+            f"Every release gate passed: the gates did not see the planted bias ({planted}).",
             highlight=False,
         )
     err_console.print(f"Reports: {at.eval}/<task>/report.md (and report.json, report.html)")

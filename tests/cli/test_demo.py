@@ -13,6 +13,7 @@ from llm.cli.demo import (
     DEMO_SUITE,
     GATE_FAILED,
     DemoLayout,
+    caught_planted_bias,
     demo_steps,
     failed_gates,
     run_demo,
@@ -113,9 +114,22 @@ def test_failed_gates_are_read_from_every_task_report(tmp_path: Path) -> None:
     assert [(g["task"], g["attribute"]) for g in failed_gates(tmp_path)] == [
         ("diagnosis", "race_ethnicity")
     ]
+    assert failed_gates(tmp_path)[0]["worst_group"] is None  # the report has no such disparity
     assert (
         serve_command(DemoLayout(tmp_path)) == f"clinical-llm serve --model demo={tmp_path}/export"
     )
+
+
+@pytest.mark.parametrize(
+    ("attribute", "worst", "caught"),
+    [("race_ethnicity", "Black", True), ("sex*race_ethnicity", "female*Black", True),
+     ("race_ethnicity", "Hispanic", False), ("payer", "Black", False)],
+)  # fmt: skip
+def test_only_a_gate_naming_the_planted_group_counts_as_catching_the_bias(
+    attribute: str, worst: str, caught: bool
+) -> None:
+    assert caught_planted_bias([{"attribute": attribute, "worst_group": worst}]) is caught
+    assert caught_planted_bias([]) is False
 
 
 @pytest.mark.slow
