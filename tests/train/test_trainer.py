@@ -101,6 +101,9 @@ def test_cpu_threads_set_torch_threads_on_cpu_and_null_keeps_the_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ACCELERATE_USE_CPU", "true")  # a CPU run even where CUDA exists
+    # vLLM's in-process CPU worker (eval runner tests in the same xdist worker) replaces
+    # torch.set_num_threads with a warning no-op; put torch's own function back.
+    monkeypatch.setattr(torch, "set_num_threads", torch._C.set_num_threads)
     before = torch.get_num_threads()
     try:
         _set_cpu_threads(_recipe(tmp_path))
