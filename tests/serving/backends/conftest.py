@@ -49,13 +49,14 @@ def text_model(tmp_path_factory: pytest.TempPathFactory, chat_tokenizer: Any) ->
     return folder
 
 
-def _make_adapter(base: Path, out: Path, seed: int) -> Path:
+def make_adapter(base: Path, out: Path, seed: int, rank: int = 4) -> Path:
+    """A peft LoRA adapter of ``base`` on q/v whose random ``lora_B`` changes the output."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(base), local_files_only=True)
     config = LoraConfig(
-        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"
+        r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"
     )
     tuned = get_peft_model(model, config)
     torch.manual_seed(seed)
@@ -72,8 +73,8 @@ def adapters(text_model: Path) -> dict[str, Path]:
     """Two LoRA adapters of ``text_model`` with different perturbed ``lora_B``."""
     root = text_model.parent
     return {
-        "tiny-dx": _make_adapter(text_model, root / "adapter-dx", seed=1),
-        "tiny.readmit": _make_adapter(text_model, root / "adapter-readmit", seed=2),
+        "tiny-dx": make_adapter(text_model, root / "adapter-dx", seed=1),
+        "tiny.readmit": make_adapter(text_model, root / "adapter-readmit", seed=2),
     }
 
 

@@ -38,7 +38,7 @@ from serving.backends.base import (
 )
 from serving.backends.vllm_backend import VLLMBackend, lora_rank_limit, parse_options
 from serving.errors import BackendUnavailableError, BadRequestError
-from tests.serving.backends.conftest import Output
+from tests.serving.backends.conftest import Output, make_adapter
 from tests.train.conftest import chat_tokenizer  # noqa: F401
 
 pytestmark = pytest.mark.vllm
@@ -89,21 +89,8 @@ def build_model(folder: Path, tokenizer: Any) -> Path:
 
 
 def build_adapter(base: Path, out: Path, seed: int = 1) -> Path:
-    """A peft LoRA adapter (r=8 on q/v) whose random ``lora_B`` changes the output."""
-    from peft import LoraConfig, get_peft_model
-
-    model = AutoModelForCausalLM.from_pretrained(str(base), local_files_only=True)
-    config = LoraConfig(
-        r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"
-    )
-    tuned = get_peft_model(model, config)
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for name, param in tuned.named_parameters():
-            if "lora_B" in name:
-                param.copy_(torch.randn_like(param) * 0.5)
-    tuned.save_pretrained(str(out))
-    return out
+    """A rank-8 adapter: the backend sizes vLLM's ``max_lora_rank`` from adapter configs."""
+    return make_adapter(base, out, seed, rank=8)
 
 
 @pytest.fixture(scope="module")
