@@ -94,8 +94,7 @@ def create_app(backend: Backend, config: ServeConfig, keys: KeyRing | None = Non
         if exc.status_code == 404:
             error = ModelNotFoundError(f"no route {request.url.path}", code="route_not_found")
         else:
-            error = BadRequestError(str(exc.detail), code="http_error")
-            error.status_code = exc.status_code
+            error = BadRequestError(str(exc.detail), code="http_error", status_code=exc.status_code)
         return JSONResponse(error.body(), status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)

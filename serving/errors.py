@@ -21,8 +21,12 @@ class ServingError(Exception):
         param: str | None = None,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        status_code: int | None = None,
     ) -> None:
         super().__init__(message)
+        if status_code is not None:
+            # e.g. a 405 from routing or an upstream's 409, answered with the class's type
+            self.status_code = status_code
         self.message = message
         self.param = param
         self.code = code

@@ -93,9 +93,7 @@ def upstream_error(status: int, body: bytes, retry_after: str | None) -> Serving
             code="upstream_auth",
         )
     if 400 <= status < 500:
-        error: ServingError = BadRequestError(message, param=param, code=code)
-        error.status_code = status
-        return error
+        return BadRequestError(message, param=param, code=code, status_code=status)
     return BackendUnavailableError(message, code="upstream_error")
 
 
