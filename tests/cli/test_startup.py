@@ -11,8 +11,7 @@ HEAVY = ("torch", "transformers", "presidio_analyzer", "spacy", "datasets", "dee
 
 def test_importing_the_cli_loads_no_heavy_library() -> None:
     code = (
-        "import json, sys, llm.cli; "
-        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+        f"import json, sys, llm.cli; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []

@@ -279,9 +279,7 @@ def test_cli_exports_and_prints_one_summary_line(lora_run: Path, tmp_path: Path)
     assert read_json(out / "manifest.json")["name"] == "readmit"
 
 
-def test_cli_bad_input_exits_2_and_help_covers_every_option(
-    full_run: Path, tmp_path: Path
-) -> None:
+def test_cli_bad_input_exits_2_and_help_covers_every_option(full_run: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         _app(), ["export", str(full_run), "--out", str(tmp_path / "o"), "--merge"]
     )
