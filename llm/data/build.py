@@ -3,6 +3,7 @@
 Output folder layout (``clinical-llm data build --out DIR``)::
 
     DIR/manifest.json            what was built, from what, with which counts and hashes
+    DIR/patient_splits.json      every patient id of the records, by split (for leak checks)
     DIR/<task>/                  datasets.DatasetDict (train/validation/test), save_to_disk
     DIR/<task>/<split>.jsonl     the same examples as JSON lines
     DIR/assets/images/<patient_id>/<image_id>.png     chest X-rays (multimodal tasks)
@@ -43,6 +44,7 @@ SPLITS = ("train", "validation", "test")
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 MANIFEST_KIND = "clinical-llm task datasets"
 MISSING_STRATUM = "<missing>"
+PATIENT_SPLITS_FILE = "patient_splits.json"
 LIBRARIES = ("datasets", "pyarrow", "numpy", "pillow", "pydicom", "pydantic")
 
 Progress = Callable[[Iterable[PatientRecord], int], Iterable[PatientRecord]]
@@ -357,6 +359,46 @@ def task_manifest(
     return entry
 
 
+def write_patient_splits(out: Path, splits: dict[str, str]) -> None:
+    """Write ``out/patient_splits.json``: ``{split: [patient ids, sorted]}`` for every split."""
+    by_split: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for pid, split in splits.items():
+        by_split[split].append(pid)
+    payload = {s: sorted(ids) for s, ids in by_split.items()}
+    (out / PATIENT_SPLITS_FILE).write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+
+
+def read_patient_splits(dataset_dir: Path) -> dict[str, set[str]]:
+    """The patient ids of each split of a ``data build`` folder.
+
+    Every patient of the records is listed, also those no task rendered, so
+    "not in validation or test" means "never evaluated on" for every task.
+
+    Raises:
+        BadInputError: the folder has no ``patient_splits.json`` (not a task
+            dataset folder, or built before the file existed) or it is malformed.
+    """
+    path = dataset_dir / PATIENT_SPLITS_FILE
+    if not path.is_file():
+        raise BadInputError(
+            f"{path}: not found; {dataset_dir} is not a task dataset folder or was built by an "
+            f"older version: rebuild it with `clinical-llm data build --out {dataset_dir}`"
+        )
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from exc
+    if not isinstance(payload, dict) or set(payload) != set(SPLITS):
+        raise BadInputError(f"{path}: expected an object with the keys {', '.join(SPLITS)}")
+    out: dict[str, set[str]] = {}
+    for split in SPLITS:
+        ids = payload[split]
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise BadInputError(f"{path}: field {split!r} must be a list of patient id strings")
+        out[split] = set(ids)
+    return out
+
+
 def check_unique_patients(records: Sequence[PatientRecord], path: Path) -> None:
     """Raise when a patient id appears twice (splits are by patient).
 
@@ -431,6 +473,7 @@ def build_task_datasets(
     )
     for task in tasks:
         save_task(out, task, outcomes[task.name])
+    write_patient_splits(out, splits)
     manifest: dict[str, Any] = {
         "kind": MANIFEST_KIND,
         "package_version": llm.__version__,

@@ -18,6 +18,7 @@ from llm.data.build import (
     content_sha256,
     parse_split,
     parse_task_names,
+    read_patient_splits,
     stratum_split_sizes,
 )
 from llm.data.schema import PatientRecord
@@ -136,6 +137,35 @@ def test_no_patient_in_two_splits_across_all_tasks(built: tuple[Path, dict[str, 
         for split in SPLITS:
             for pid in dataset[split]["patient_id"]:
                 assert split_of.setdefault(pid, split) == split, (task, pid)
+
+
+def test_patient_splits_file_lists_every_patient_once_as_the_datasets_do(
+    built: tuple[Path, dict[str, Any]],
+) -> None:
+    out, manifest = built
+    splits = read_patient_splits(out)
+    assert {s: len(ids) for s, ids in splits.items()} == manifest["patients"]
+    assert not (splits["train"] & splits["validation"] or splits["train"] & splits["test"])
+    for task in ALL_TASKS:
+        dataset = load_from_disk(str(out / task))
+        for split in SPLITS:
+            assert set(dataset[split]["patient_id"]) <= splits[split], (task, split)
+
+
+def test_patient_splits_reader_names_the_file_and_field(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match=r"patient_splits\.json: not found.*rebuild it"):
+        read_patient_splits(tmp_path)
+    (tmp_path / "patient_splits.json").write_text('{"train": [], "test": []}', encoding="utf-8")
+    with pytest.raises(BadInputError, match="keys train, validation, test"):
+        read_patient_splits(tmp_path)
+    (tmp_path / "patient_splits.json").write_text(
+        '{"train": ["P1"], "validation": [2], "test": []}', encoding="utf-8"
+    )
+    with pytest.raises(BadInputError, match="field 'validation' must be a list of patient id"):
+        read_patient_splits(tmp_path)
+    (tmp_path / "patient_splits.json").write_text('{"train":\n', encoding="utf-8")
+    with pytest.raises(BadInputError, match="line 2: not valid JSON"):
+        read_patient_splits(tmp_path)
 
 
 def test_datasets_load_back_with_demographics_and_parts(built: tuple[Path, dict[str, Any]]) -> None:
