@@ -28,6 +28,22 @@ def test_round_trips_any_text(tokenizer: PreTrainedTokenizerFast) -> None:
     assert tokenizer.decode(ids) == text
 
 
+def test_generation_prompt_tokenizes_as_the_training_sequences_begin() -> None:
+    # The model must see at generation time exactly the prefix it was trained on:
+    # "<|end_header_id|>\n\n" at the end of a prompt gives the same tokens as before an
+    # answer. Notes full of blank lines would teach plain byte-level BPE a "\n\n" token.
+    notes = [f"HPI: note {i}.\n\nEXAM: normal.\n\nPLAN: home.\n\n" for i in range(200)]
+    tokenizer = train_bpe_tokenizer(notes, vocab_size=400, model_max_length=512)
+    messages = [{"role": "user", "content": "Readmitted within 30 days?\n\nLABS: none"}]
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    alone = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    for answer in ("no", "yes", "sepsis", "heart_failure"):
+        whole = tokenizer(prompt + answer, add_special_tokens=False)["input_ids"]
+        assert whole[: len(alone)] == alone, answer
+    newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+    assert tokenizer("a\n\n\nb", add_special_tokens=False)["input_ids"][1:4] == newline * 3
+
+
 def test_special_tokens_have_the_lowest_ids_and_stay_atomic(
     tokenizer: PreTrainedTokenizerFast,
 ) -> None:
