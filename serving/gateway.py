@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -525,7 +526,7 @@ class Gateway:
                         code="request_timeout",
                     )
                 try:
-                    chunk = await asyncio.wait_for(_next_chunk(stream), remaining)
+                    chunk = await _next_chunk_within(stream, remaining)
                 except asyncio.TimeoutError:
                     raise RequestTimeoutError(
                         f"generation did not finish within {self.config.request_timeout_s:g} s",
@@ -552,3 +553,17 @@ async def _next_chunk(stream: AsyncIterator[GenerationChunk]) -> GenerationChunk
         return await stream.__anext__()
     except StopAsyncIteration:
         return None
+
+
+async def _next_chunk_within(
+    stream: AsyncIterator[GenerationChunk], seconds: float
+) -> GenerationChunk | None:
+    """The next chunk, or ``asyncio.TimeoutError`` after ``seconds``.
+
+    A deadline on the current task (``asyncio.timeout``), not ``wait_for``: on
+    Python 3.11 ``wait_for`` wraps the await in a new task, one per streamed token.
+    """
+    if sys.version_info < (3, 11):  # pragma: no cover - asyncio.timeout is 3.11+
+        return await asyncio.wait_for(_next_chunk(stream), seconds)
+    async with asyncio.timeout(seconds):
+        return await _next_chunk(stream)
