@@ -148,7 +148,8 @@ def demo_steps(
     at = DemoLayout(out)
     records, deid_records = at.cohort / "records.jsonl", at.deid / "records.jsonl"
     init = ["model", "init", "--records", str(deid_records), "--out", str(at.model),
-            "--seed", str(seed), "--multimodal"]  # fmt: skip
+            "--seed", str(seed), "--multimodal",
+            "--exclude-eval-patients-of", str(at.datasets)]  # fmt: skip
     if init_steps is not None:
         init += ["--steps", str(init_steps)]
     train = ["train", str(DEMO_RECIPE),

@@ -32,12 +32,28 @@ class NoteCorpus:
         stats: its read counts (``read = used + rejected``).
         documents: patient id -> that patient's note texts, in record order.
         patients_without_notes: used records that had no note text to learn from.
+        excluded_patients: patients whose notes were dropped by :meth:`exclude`.
     """
 
     path: Path
     stats: ReadStats
     documents: dict[str, list[str]] = field(default_factory=dict)
     patients_without_notes: int = 0
+
+    excluded_patients: int = 0
+
+    def exclude(self, patient_ids: set[str]) -> int:
+        """Drop these patients' notes (e.g. a dataset's evaluation patients).
+
+        Returns:
+            How many patients of the corpus were dropped (also added to
+            ``excluded_patients``).
+        """
+        dropped = [pid for pid in self.documents if pid in patient_ids]
+        for pid in dropped:
+            del self.documents[pid]
+        self.excluded_patients += len(dropped)
+        return len(dropped)
 
     @property
     def n_notes(self) -> int:

@@ -90,7 +90,9 @@ def llama_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast) -> LlamaCo
         max_position_embeddings=shape.max_position_embeddings,
         rms_norm_eps=1e-5,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-        tie_word_embeddings=True,
+        # Untied, as in Llama-3.1-8B: a LoRA on lm_head then changes only the
+        # output head, and merging it leaves the input embeddings as they were.
+        tie_word_embeddings=False,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=stop_token_ids(tokenizer),
         pad_token_id=token_id(tokenizer, PAD_TOKEN),

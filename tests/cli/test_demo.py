@@ -45,6 +45,8 @@ def test_steps_chain_their_outputs(tmp_path: Path) -> None:
     assert validate[-1] == f"{_value(synth, '--out')}/records.jsonl"
     assert deid[2] == validate[-1]
     assert _value(build, "--records") == deid[3] == _value(init, "--records")
+    # the base model never pretrains on the notes of the patients it is evaluated on
+    assert _value(init, "--exclude-eval-patients-of") == _value(build, "--out")
     assert train[1] == str(DEMO_RECIPE)
     overrides = _sets(train)
     assert overrides["model.base"] == _value(init, "--out") == str(at.model)
@@ -145,6 +147,9 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert evaluation["overall"]["recall"] >= 0.98
     manifest = json.loads((at.datasets / "manifest.json").read_text())
     assert (manifest["read"], manifest["used"], manifest["rejected"]) == (60, 60, 0)
+    base = json.loads((at.model / "manifest.json").read_text())
+    held_out = manifest["patients"]["validation"] + manifest["patients"]["test"]
+    assert base["counts"]["excluded_eval_patients"] == held_out > 0
     run = json.loads((at.run / "manifest.json").read_text())
     assert run["config"]["model"]["base"] == str(at.model.resolve())
     assert (at.run / "final" / "adapter_config.json").is_file()

@@ -107,6 +107,29 @@ def test_same_seed_same_model_other_seed_other_model(note_records: Path, tmp_pat
     )
 
 
+def test_evaluation_patients_of_a_dataset_build_are_left_out(
+    note_records: Path, tmp_path: Path
+) -> None:
+    build = tmp_path / "datasets"
+    build.mkdir()
+    splits = {"train": ["P000000"], "validation": ["P000001"], "test": ["P000002", "P404"]}
+    (build / "patient_splits.json").write_text(json.dumps(splits), encoding="utf-8")
+    corpus = read_note_corpus(note_records)
+    options = InitOptions(**FAST, exclude_eval_patients_of=build)  # type: ignore[arg-type]
+    manifest = init_base_model(corpus, tmp_path / "m", options)
+    counts = manifest["counts"]
+    assert counts["excluded_eval_patients"] == 2  # P404 is not in the records
+    assert counts["train_patients"] + counts["held_out_patients"] == 8 - 2
+    assert not {"P000001", "P000002"} & set(corpus.documents)
+    assert manifest["args"]["exclude_eval_patients_of"] == str(build)
+    with pytest.raises(BadInputError, match=r"patient_splits\.json: not found"):
+        init_base_model(
+            read_note_corpus(note_records),
+            tmp_path / "m2",
+            InitOptions(**FAST, exclude_eval_patients_of=tmp_path),  # type: ignore[arg-type]
+        )
+
+
 def test_too_little_text_for_one_block_is_bad_input(note_records: Path, tmp_path: Path) -> None:
     options = InitOptions(steps=1, block_size=2048, threads=1)
     with pytest.raises(BadInputError, match="fewer than one block of 2048"):
