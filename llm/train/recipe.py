@@ -284,9 +284,10 @@ class TrainingSection(_Section):
         None,
         ge=1,
         description="torch intra-op threads per process when training on CPU (ignored on "
-        "GPU); null: torch's default, one per core. On a shared 2-core machine one thread "
-        "per process was measured 2-3x faster than two (OpenMP threads spin against other "
-        "work), and two processes with two threads each oversubscribe the cores.",
+        "GPU); null: the machine's cores shared out among the processes on it (2 cores, "
+        "1 process: 2 threads, 1.7x faster than one; 2 processes: 1 each, so they never "
+        "oversubscribe). Set 1 on a machine busy with other work, where spinning OpenMP "
+        "threads were measured 2-3x slower.",
     )
 
 

@@ -292,10 +292,14 @@ def _set_cpu_threads(recipe: Recipe) -> None:
     """Apply ``training.cpu_threads`` on CPU runs (before any kernel starts its thread pool)."""
     import torch
 
+    if not is_cpu_run():
+        return
     threads = recipe.training.cpu_threads
-    if threads is not None and is_cpu_run():
-        torch.set_num_threads(threads)
-        log.info("CPU run: %d torch thread(s) per process", threads)
+    if threads is None:  # the cores, shared out among this machine's processes
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        threads = max(1, (os.cpu_count() or 1) // max(1, local_processes))
+    torch.set_num_threads(threads)
+    log.info("CPU run: %d torch thread(s) per process", threads)
 
 
 def run_training(recipe: Recipe, *, resume: bool = False) -> TrainingResult:

@@ -74,7 +74,8 @@ def _build_assets(root: Path) -> TrainingAssets:
     )
     records = str(cohort / "records.jsonl")
     _run([str(PYTHON), "-c", init, "model", "init", "--records", records,
-          "--out", str(assets.model), "--steps", "20", "--multimodal"],
+          "--out", str(assets.model), "--steps", "20", "--block-size", "256", "--threads", "1",
+          "--multimodal"],
          root / "model.log")  # fmt: skip
     (root / "done").write_text("ok\n")
     return assets
@@ -127,6 +128,7 @@ def asset_overrides(
         "training.gradient_accumulation_steps=1",
         "training.early_stopping_patience=null",
         "training.eval_every_steps=null",
+        "training.cpu_threads=1",  # pytest-xdist runs another worker beside this run
     ]
 
 

@@ -4,6 +4,7 @@ tracking, choice accuracy; and one real single-process run with TensorBoard + ML
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ def _recipe(tmp_path: Path, *overrides: str, text: str | None = None) -> Recipe:
 # ---------------------------------------------------------------- CPU threads
 
 
-def test_cpu_threads_set_torch_threads_on_cpu_and_null_keeps_the_default(
+def test_cpu_threads_set_torch_threads_on_cpu_and_null_shares_the_cores_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ACCELERATE_USE_CPU", "true")  # a CPU run even where CUDA exists
@@ -106,8 +107,13 @@ def test_cpu_threads_set_torch_threads_on_cpu_and_null_keeps_the_default(
     monkeypatch.setattr(torch, "set_num_threads", torch._C.set_num_threads)
     before = torch.get_num_threads()
     try:
+        monkeypatch.setattr(os, "cpu_count", lambda: 4)
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two processes on this machine
         _set_cpu_threads(_recipe(tmp_path))
-        assert torch.get_num_threads() == before
+        assert torch.get_num_threads() == 2
+        monkeypatch.delenv("LOCAL_WORLD_SIZE")  # a plain one-process run
+        _set_cpu_threads(_recipe(tmp_path))
+        assert torch.get_num_threads() == 4
         _set_cpu_threads(_recipe(tmp_path, "training.cpu_threads=1"))
         assert torch.get_num_threads() == 1
     finally:
