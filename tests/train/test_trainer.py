@@ -462,7 +462,7 @@ def test_single_process_run_trains_tracks_and_writes_a_manifest(
     run = runs[0]
     assert run.info.status == "FINISHED"
     assert run.data.params["recipe.training.max_steps"] == "3"
-    assert run.data.params["recipe.method.lora.r"] == "8"
+    assert run.data.params["recipe.method.lora.r"] == "16"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3]
     assert run.data.metrics["tokens_seen"] == results["tokens_seen"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
