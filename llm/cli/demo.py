@@ -313,7 +313,7 @@ def demo(
         None,
         "--init-steps",
         min=1,
-        help="Pretraining steps of `model init` (default: its own, 60).",
+        help="Pretraining steps of `model init` (default: its own for the tiny model, 500).",
     ),
 ) -> None:
     """Run the whole job on the embedded defaults: data, model, fine-tune, export, evaluation.
