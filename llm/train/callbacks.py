@@ -6,7 +6,9 @@
   the mask nor ``input_ids != pad`` can count them; the collator knows.
 * :class:`RecipeTrainer` adds those counts, summed over processes, to
   ``TrainerState.num_input_tokens_seen`` (saved in every checkpoint, so a
-  resumed run keeps counting) and logs them with the loss.
+  resumed run keeps counting) and logs them with the loss. With
+  ``sparse_logits`` it runs the output head only where a token has a target
+  (:mod:`llm.train.loss`).
 * :class:`StopAfterCheckpoint` ends the process right after checkpoint *k* is
   written when ``CLINICAL_LLM_STOP_AFTER_STEP=k`` is set: an interruption at a
   known point, to prove that ``--resume`` continues exactly where it stopped.
@@ -24,6 +26,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from llm.errors import BadInputError
+from llm.train.loss import LOGITS_TO_KEEP, target_positions, targeted_causal_lm_loss
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +56,23 @@ class TokenCountingCollator:
 
 
 class RecipeTrainer(Trainer):
-    """``transformers.Trainer`` that counts real tokens and logs them with the loss."""
+    """``transformers.Trainer`` that counts real tokens and logs them with the loss.
+
+    Args:
+        sparse_logits: compute logits only at positions whose next token has a
+            label and take the loss there (:func:`~llm.train.loss.targeted_causal_lm_loss`);
+            the model must accept ``logits_to_keep``.
+        **kwargs: ``transformers.Trainer`` arguments.
+    """
 
     _session_tokens_start: int = 0
     _session_started: float | None = None
+
+    def __init__(self, *args: Any, sparse_logits: bool = False, **kwargs: Any) -> None:
+        if sparse_logits:
+            kwargs["compute_loss_func"] = targeted_causal_lm_loss
+        super().__init__(*args, **kwargs)
+        self.sparse_logits = sparse_logits
 
     def compute_loss(
         self,
@@ -73,6 +89,8 @@ class RecipeTrainer(Trainer):
                 self._session_started = time.perf_counter()
                 self._session_tokens_start = self.state.num_input_tokens_seen
             self.state.num_input_tokens_seen += int(self.accelerator.gather(count).sum().item())
+        if self.sparse_logits and "labels" in inputs:
+            inputs[LOGITS_TO_KEEP] = target_positions(inputs["labels"])
         return super().compute_loss(
             model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
         )

@@ -280,6 +280,15 @@ class TrainingSection(_Section):
         description="Recompute activations in the backward pass: far less memory, ~30% "
         "more compute.",
     )
+    sparse_logits: bool = Field(
+        True,
+        description="Run the output head only at positions whose next token has a label "
+        "(the answer tokens under assistant-only loss) and take the loss there: the same "
+        "loss and gradients, without the logits of every prompt token (for a 128k "
+        "vocabulary that is 2 GB of float32 logits per 4,096-token row). Needs a model "
+        "whose forward takes logits_to_keep (every transformers causal LM and LLaVA); "
+        "false: the model's own loss on full logits.",
+    )
     cpu_threads: int | None = Field(
         None,
         ge=1,

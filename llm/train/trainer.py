@@ -47,6 +47,7 @@ from llm.train.callbacks import (
 )
 from llm.train.datasets import TrainingData, build_training_data, dataset_provenance
 from llm.train.distributed import check_world_size, init_distributed_state, is_cpu_run
+from llm.train.loss import accepts_logits_to_keep
 from llm.train.model_setup import LoadedModel, base_config, load_model, training_precision
 from llm.train.recipe import Recipe
 from llm.train.run_manifest import write_run_manifest
@@ -342,6 +343,12 @@ def run_training(recipe: Recipe, *, resume: bool = False) -> TrainingResult:
     set_seed(recipe.training.seed)  # adapter initialisation and dropout
     loaded = load_model(recipe, precision=precision)
     data = _training_data(recipe, loaded)
+    sparse_logits = recipe.training.sparse_logits
+    if sparse_logits and not accepts_logits_to_keep(loaded.model):
+        raise BadInputError(
+            f"training.sparse_logits: {type(loaded.model).__name__}.forward takes no "
+            "logits_to_keep; set training.sparse_logits=false for this model"
+        )
     trainer = RecipeTrainer(
         model=loaded.model,
         args=args,
@@ -350,6 +357,7 @@ def run_training(recipe: Recipe, *, resume: bool = False) -> TrainingResult:
         data_collator=_collator(recipe, loaded),
         processing_class=loaded.processor or loaded.tokenizer,
         callbacks=_callbacks(recipe),
+        sparse_logits=sparse_logits,
     )
     main = trainer.is_world_process_zero()
     mlflow_run = None
