@@ -50,7 +50,12 @@ def _answer_log_likelihoods(
     choices: Sequence[str],
     max_length: int,
 ) -> list[float]:
-    """Sum of log-probabilities of each choice's trained tokens given ``prompt``."""
+    """Sum of log-probabilities of each choice's trained tokens given ``prompt``.
+
+    The prompt is run once and its KV cache shared by every choice: only the
+    answers' few tokens are run per choice (8 diagnosis choices of a 600-token
+    prompt cost one prompt pass instead of eight).
+    """
     rows = []
     for choice in choices:
         chat = [*prompt, {"role": "assistant", "content": choice}]
@@ -60,24 +65,49 @@ def _answer_log_likelihoods(
                 f"answer {choice!r} does not fit in max_length {max_length}: {tokenized['status']}"
             )
         rows.append(tokenized)
-    width = max(len(r["input_ids"]) for r in rows)
-    pad = tokenizer.pad_token_id
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        n = len(r["input_ids"])
-        ids[i, :n] = torch.tensor(r["input_ids"])
-        labels[i, :n] = torch.tensor(r["labels"])
-        mask[i, :n] = 1
+    shared = _shared_prompt_length(rows)
     device = _device(model)
     with torch.no_grad():
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+        head = torch.tensor([rows[0]["input_ids"][:shared]], device=device)
+        out = model(input_ids=head, use_cache=True, logits_to_keep=1)
+        # the prompt's last logits predict every answer's first token
+        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+        cache = out.past_key_values
+        width = max(len(r["input_ids"]) for r in rows) - shared
+        ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(rows), shared + width), dtype=torch.long)
+        mask[:, :shared] = 1
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"]) - shared
+            ids[i, :n] = torch.tensor(r["input_ids"][shared:])
+            labels[i, :n] = torch.tensor(r["labels"][shared:])
+            mask[i, shared : shared + n] = 1
+        cache.batch_repeat_interleave(len(rows))
+        logits = model(
+            input_ids=ids.to(device), attention_mask=mask.to(device), past_key_values=cache
+        ).logits.float()
+    labels = labels.to(device)
+    scores = first[labels[:, 0].clamp(min=0)] * (labels[:, 0] != IGNORE_INDEX)
     logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-    target = labels[:, 1:].to(device)
+    target = labels[:, 1:]
     keep = target != IGNORE_INDEX
     picked = logprobs.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (picked * keep).sum(dim=-1).tolist()
+    return (scores + (picked * keep).sum(dim=-1)).tolist()
+
+
+def _shared_prompt_length(rows: Sequence[Mapping[str, Any]]) -> int:
+    """Tokens every row shares before its first trained (answer) token."""
+    first_answer = min(
+        next(j for j, label in enumerate(r["labels"]) if label != IGNORE_INDEX) for r in rows
+    )
+    shared = 0
+    ids = [r["input_ids"] for r in rows]
+    while shared < first_answer and all(row[shared] == ids[0][shared] for row in ids):
+        shared += 1
+    if shared == 0:
+        raise BadInputError("the answers share no prompt tokens: nothing to condition on")
+    return shared
 
 
 def _rows(dataset: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
