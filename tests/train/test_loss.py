@@ -37,15 +37,17 @@ def examples(chat_tokenizer: Any) -> list[TokenizedChat]:
     return out
 
 
-def batches(chat_tokenizer: Any, examples: list[TokenizedChat]) -> dict[str, dict[str, Any]]:
+def batch(
+    chat_tokenizer: Any, examples: list[TokenizedChat], layout: str = "padded"
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """The examples as one padded or packed batch: model inputs without labels, and the labels."""
     pad = chat_tokenizer.pad_token_id
-    width = sum(e["num_tokens"] for e in examples)
-    return {
-        "padded": PaddedCollator(pad_token_id=pad).collate(examples).model_inputs(),
-        "packed": PackedCollator(max_length=width, pad_token_id=pad)
-        .collate(examples)
-        .model_inputs(),
-    }
+    if layout == "padded":
+        inputs = PaddedCollator(pad_token_id=pad).collate(examples).model_inputs()
+    else:
+        width = sum(e["num_tokens"] for e in examples)
+        inputs = PackedCollator(max_length=width, pad_token_id=pad).collate(examples).model_inputs()
+    return inputs, inputs.pop("labels")
 
 
 def test_positions_are_the_union_of_each_rows_targets() -> None:
@@ -61,8 +63,7 @@ def test_positions_are_the_union_of_each_rows_targets() -> None:
 def test_loss_and_gradients_equal_the_full_logits_path(
     chat_tokenizer: Any, examples: list[TokenizedChat], layout: str
 ) -> None:
-    inputs = batches(chat_tokenizer, examples)[layout]
-    labels = inputs.pop("labels")
+    inputs, labels = batch(chat_tokenizer, examples, layout)
     assert labels.shape[1] > 2 * len(target_positions(labels))  # the head is skipped somewhere
     model = tiny_llama(len(chat_tokenizer), "sdpa")
 
@@ -83,8 +84,7 @@ def test_loss_and_gradients_equal_the_full_logits_path(
 def test_num_items_in_batch_divides_the_sum_as_the_model_loss_does(
     chat_tokenizer: Any, examples: list[TokenizedChat]
 ) -> None:
-    inputs = batches(chat_tokenizer, examples)["padded"]
-    labels = inputs.pop("labels")
+    inputs, labels = batch(chat_tokenizer, examples)
     model = tiny_llama(len(chat_tokenizer), "sdpa")
     items = torch.tensor(37)  # e.g. the targets of a whole accumulated batch
     with torch.no_grad():
@@ -96,8 +96,7 @@ def test_num_items_in_batch_divides_the_sum_as_the_model_loss_does(
 def test_lora_model_passes_the_positions_through(
     chat_tokenizer: Any, examples: list[TokenizedChat]
 ) -> None:
-    inputs = batches(chat_tokenizer, examples)["padded"]
-    labels = inputs.pop("labels")
+    inputs, labels = batch(chat_tokenizer, examples)
     config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "lm_head"])
     model = get_peft_model(tiny_llama(len(chat_tokenizer), "sdpa"), config)
     assert accepts_logits_to_keep(model)
@@ -111,8 +110,7 @@ def test_lora_model_passes_the_positions_through(
 def test_logits_of_other_positions_are_refused(
     chat_tokenizer: Any, examples: list[TokenizedChat]
 ) -> None:
-    inputs = batches(chat_tokenizer, examples)["padded"]
-    labels = inputs.pop("labels")
+    inputs, labels = batch(chat_tokenizer, examples)
     model = tiny_llama(len(chat_tokenizer), "sdpa")
     with torch.no_grad():
         out = model(**inputs)  # every position
