@@ -131,10 +131,13 @@ def parse_options(options: dict[str, Any]) -> VLLMOptions:
 
 
 def adapter_rank(adapter: Path) -> int:
-    """The LoRA rank ``r`` of a peft adapter folder.
+    """The LoRA rank ``r`` of a peft adapter folder that vLLM can serve.
 
     Raises:
-        BadInputError: the folder has no readable ``adapter_config.json`` with an integer ``r``.
+        BadInputError: the folder has no readable ``adapter_config.json`` with an integer
+            ``r``, or the adapter also trains whole modules (``modules_to_save``, such as
+            the tiny recipes' ``lm_head``): vLLM's LoRA serves low-rank matrices only, so
+            such a run is served merged instead.
     """
     config_path = adapter / "adapter_config.json"
     try:
@@ -144,6 +147,13 @@ def adapter_rank(adapter: Path) -> int:
     rank = config.get("r")
     if not isinstance(rank, int) or rank < 1:
         raise BadInputError(f"{config_path}: field r: expected a positive integer LoRA rank")
+    if config.get("modules_to_save"):
+        raise BadInputError(
+            f"{config_path}: field modules_to_save: the adapter also trains "
+            f"{', '.join(config['modules_to_save'])} in full, which vLLM's LoRA cannot "
+            "serve; export the run with --merge and serve the merged folder as a model "
+            "(or serve the adapter with the transformers backend)"
+        )
     return rank
 
 

@@ -11,6 +11,7 @@ output handler lives on.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from serving.backends.base import (
     GenerationRequest,
     SamplingParams,
 )
-from serving.backends.vllm_backend import VLLMBackend, lora_rank_limit, parse_options
+from serving.backends.vllm_backend import VLLMBackend, adapter_rank, lora_rank_limit, parse_options
 from serving.errors import BackendUnavailableError, BadRequestError
 from tests.serving.backends.conftest import Output, make_adapter
 from tests.train.conftest import chat_tokenizer  # noqa: F401
@@ -244,6 +245,17 @@ def test_missing_model_folder_and_bad_adapter(tmp_path: Path, model_dir: Path) -
     (tmp_path / "adapter").mkdir()
     with pytest.raises(BadInputError, match=r"adapter_config\.json"):
         VLLMBackend(BackendSettings("tiny", str(model_dir), {"x": tmp_path / "adapter"}))
+
+
+def test_adapter_with_whole_modules_is_refused(tmp_path: Path) -> None:
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    config = {"r": 16, "modules_to_save": ["lm_head"]}
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    with pytest.raises(BadInputError, match=r"modules_to_save: .*lm_head.*--merge"):
+        adapter_rank(adapter)
+    (adapter / "adapter_config.json").write_text(json.dumps({**config, "modules_to_save": None}))
+    assert adapter_rank(adapter) == 16
 
 
 @pytest.mark.slow
