@@ -136,8 +136,8 @@ def adapter_rank(adapter: Path) -> int:
     Raises:
         BadInputError: the folder has no readable ``adapter_config.json`` with an integer
             ``r``, or the adapter also trains whole modules (``modules_to_save``, such as
-            the tiny recipes' ``lm_head``): vLLM's LoRA serves low-rank matrices only, so
-            such a run is served merged instead.
+            the demo recipe's ``embed_tokens`` and ``lm_head``): vLLM's LoRA serves
+            low-rank matrices only, so such a run is served merged instead.
     """
     config_path = adapter / "adapter_config.json"
     try:
@@ -151,8 +151,7 @@ def adapter_rank(adapter: Path) -> int:
         raise BadInputError(
             f"{config_path}: field modules_to_save: the adapter also trains "
             f"{', '.join(config['modules_to_save'])} in full, which vLLM's LoRA cannot "
-            "serve; export the run with --merge and serve the merged folder as a model "
-            "(or serve the adapter with the transformers backend)"
+            "serve; export the run with --merge and serve the merged folder as a model"
         )
     return rank
 
