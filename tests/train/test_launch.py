@@ -48,6 +48,19 @@ def _check_trained_adapter(final: Path, r: int = 8) -> None:
     assert not list(final.glob("*.bin")) and not list(final.glob("*.pt"))
 
 
+def _check_whole_modules_trained(final: Path, base_dir: Path) -> None:
+    """The recipes train the embeddings and the output head in full (modules_to_save).
+
+    Each saved matrix must be whole (under ZeRO-3 a partitioned one would be saved as
+    an empty shard) and differ from the base's, so it trained and was gathered.
+    """
+    adapter = load_file(str(final / "adapter_model.safetensors"))
+    base = load_file(str(base_dir / "model.safetensors"))
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        tuned = adapter[f"base_model.model.{name}"]
+        assert tuned.shape == base[name].shape and not torch.equal(tuned, base[name]), name
+
+
 def test_lora_zero2_two_processes(
     zero2_lora_run: Path,  # noqa: F811
     training_assets: TrainingAssets,  # noqa: F811
@@ -60,13 +73,7 @@ def test_lora_zero2_two_processes(
     assert manifest["results"]["tokens_seen"] > 0
     assert math.isfinite(manifest["results"]["final_eval_loss"])
     _check_trained_adapter(out / "final", r=16)
-    # the recipe trains the embeddings and the output head in full (modules_to_save): each
-    # saved matrix is whole and differs from the base's, so it trained and was gathered
-    adapter = load_file(str(out / "final" / "adapter_model.safetensors"))
-    base = load_file(str(training_assets.model / "model.safetensors"))
-    for name in ("model.embed_tokens.weight", "lm_head.weight"):
-        tuned = adapter[f"base_model.model.{name}"]
-        assert tuned.shape == base[name].shape and not torch.equal(tuned, base[name]), name
+    _check_whole_modules_trained(out / "final", training_assets.model)
     losses = logged_losses(out)
     assert sorted(losses) == list(range(1, RESUME_STEPS + 1))
     assert all(math.isfinite(v) for v in losses.values())
@@ -92,6 +99,7 @@ def test_lora_zero3_two_processes(
     manifest: Any = read_manifest(out)
     assert manifest["world_size"] == 2 and manifest["deepspeed"].endswith("zero3.json")
     _check_trained_adapter(out / "final")
+    _check_whole_modules_trained(out / "final", training_assets.model)
 
 
 def test_full_zero3_saves_a_consolidated_model(
