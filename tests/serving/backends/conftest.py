@@ -49,14 +49,24 @@ def text_model(tmp_path_factory: pytest.TempPathFactory, chat_tokenizer: Any) ->
     return folder
 
 
-def make_adapter(base: Path, out: Path, seed: int, rank: int = 4) -> Path:
-    """A peft LoRA adapter of ``base`` on q/v whose random ``lora_B`` changes the output."""
+def make_adapter(
+    base: Path, out: Path, seed: int, rank: int = 4, modules_to_save: list[str] | None = None
+) -> Path:
+    """A peft LoRA adapter of ``base`` on q/v whose random ``lora_B`` changes the output.
+
+    ``modules_to_save`` (e.g. ``["lm_head"]``, as the tiny recipes train it) adds whole
+    copies of those modules, perturbed too.
+    """
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(base), local_files_only=True)
     config = LoraConfig(
-        r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"
+        r=rank,
+        lora_alpha=2 * rank,
+        target_modules=["q_proj", "v_proj"],
+        modules_to_save=modules_to_save,
+        task_type="CAUSAL_LM",
     )
     tuned = get_peft_model(model, config)
     torch.manual_seed(seed)
@@ -64,17 +74,25 @@ def make_adapter(base: Path, out: Path, seed: int, rank: int = 4) -> Path:
         for name, param in tuned.named_parameters():
             if "lora_B" in name:
                 param.copy_(torch.randn_like(param) * 0.5)
+            elif "modules_to_save" in name:
+                param.add_(torch.randn_like(param) * param.std())
     tuned.save_pretrained(str(out))
     return out
 
 
 @pytest.fixture(scope="session")
 def adapters(text_model: Path) -> dict[str, Path]:
-    """Two LoRA adapters of ``text_model`` with different perturbed ``lora_B``."""
+    """Two LoRA adapters of ``text_model`` with different perturbed ``lora_B``.
+
+    The second also trains ``lm_head`` in full, as ``recipes/tiny-lora-cpu.yaml`` does,
+    so requests for the base and the first adapter must not see its head.
+    """
     root = text_model.parent
     return {
         "tiny-dx": make_adapter(text_model, root / "adapter-dx", seed=1),
-        "tiny.readmit": make_adapter(text_model, root / "adapter-readmit", seed=2),
+        "tiny.readmit": make_adapter(
+            text_model, root / "adapter-readmit", seed=2, modules_to_save=["lm_head"]
+        ),
     }
 
 
