@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -222,14 +222,28 @@ def test_cancelled_while_queued_is_never_prefilled(
 ) -> None:
     backend = start_backend(text_model, max_batch_size=1)
 
+    scheduler = backend.scheduler
+    assert scheduler is not None
+
+    async def until(condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(30):
+            while not condition():
+                await asyncio.sleep(0.001)
+
     async def run() -> None:
-        first = asyncio.create_task(collect(backend, completion(NOTES[0], max_tokens=40)))
+        # the first request runs before the second is sent (both prepare their prompts in
+        # threads, so the second could otherwise be queued first), and it is long so that
+        # it still runs when the second is queued: a fixed sleep was not enough, a fast
+        # machine finished 40 tokens within 50 ms
+        first = asyncio.create_task(collect(backend, completion(NOTES[0], max_tokens=400)))
+        await until(lambda: scheduler.running == 1)
         queued = cast(
             AsyncGenerator[GenerationChunk, None],
             backend.generate(completion(NOTES[1], max_tokens=40)),
         )
         waiter: asyncio.Future[GenerationChunk] = asyncio.ensure_future(queued.__anext__())
-        await asyncio.sleep(0.05)  # submitted, waiting behind the first request
+        await until(lambda: scheduler.queue_depth == 1 or waiter.done())  # waiting behind it
+        assert not waiter.done(), "the first request ended before the second was queued"
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
@@ -238,7 +252,7 @@ def test_cancelled_while_queued_is_never_prefilled(
 
     asyncio.run(run())
     assert stats(backend).admitted_requests == 1
-    assert backend.scheduler is not None and backend.scheduler.queue_depth == 0
+    assert scheduler.queue_depth == 0
 
 
 def test_adapter_batches_keep_arrival_order(
