@@ -267,6 +267,13 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
+def write_json(path: Path, report: dict[str, Any], console: Console) -> None:
+    """Write ``report`` to ``path``, creating its folder (``--json build/x/results.json``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str))
+    console.print(f"results written to {path}")
+
+
 def main() -> None:
     set_private_env()
     args = parse_args()
@@ -276,8 +283,7 @@ def main() -> None:
 
         report = bench_launch(args, console) if args.launch else bench_recipe(args, console)
         if args.json:
-            args.json.write_text(json.dumps(report, indent=2, default=str))
-            console.print(f"results written to {args.json}")
+            write_json(args.json, report, console)
         return
     torch.set_num_threads(args.threads)
     if args.dataset_dir is not None:
@@ -387,8 +393,7 @@ def main() -> None:
             "packed_over_padded": ratio,
             "packed_over_padded_cpu": cpu_ratio,
         }
-        args.json.write_text(json.dumps(report, indent=2))
-        console.print(f"results written to {args.json}")
+        write_json(args.json, report, console)
 
 
 if __name__ == "__main__":
