@@ -6,8 +6,10 @@
 
 Runs a forward + backward + AdamW step loop on a tiny randomly initialised
 Llama over the same tokenized examples, once as right-padded batches
-(:class:`~llm.train.packing.PaddedCollator`) and once as packed rows
-(:class:`~llm.train.packing.PackedCollator`, padding-free), and prints both
+(:class:`~llm.train.packing.PaddedCollator`, ``sdpa`` with a padding mask) and
+once as packed rows (:class:`~llm.train.packing.PackedCollator`, padding-free,
+``sdpa_varlen`` by default: ``--packed-attn sdpa`` times the block-diagonal
+mask instead), and prints both
 side by side with the packed/padded ratio. The two loops take turns step by
 step, so background load on the machine hits both alike. Each packed step
 gets about as many token slots as an average padded step, so the comparison
@@ -49,6 +51,7 @@ from rich.table import Table
 
 from llm.env import set_private_env
 from llm.errors import BadInputError
+from llm.train.attention import SDPA_VARLEN, register_varlen_sdpa
 from llm.train.packing import PackedCollator, PaddedCollator, plan_packing
 from llm.train.tokenize import tokenize_dataset
 
@@ -140,7 +143,7 @@ def load_task_split(dataset_dir: Path, task: str | None, split: str) -> Any:
     return splits[split]
 
 
-def tiny_llama(vocab_size: int, pad_token_id: int, args: argparse.Namespace) -> Any:
+def tiny_llama(vocab_size: int, pad_token_id: int, args: argparse.Namespace, attn: str) -> Any:
     """A randomly initialised Llama for timing (cache off: packed batches need it off)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -157,7 +160,9 @@ def tiny_llama(vocab_size: int, pad_token_id: int, args: argparse.Namespace) -> 
         use_cache=False,
     )
     model = LlamaForCausalLM(config)
-    model.set_attn_implementation(args.attn)
+    if attn == SDPA_VARLEN:
+        register_varlen_sdpa()
+    model.set_attn_implementation(attn)
     return model.to(args.device).train()
 
 
@@ -226,7 +231,16 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--hidden-size", type=int, default=128, help="tiny Llama hidden size")
     p.add_argument("--layers", type=int, default=2, help="tiny Llama layers")
     p.add_argument("--heads", type=int, default=4, help="attention heads (kv heads = half)")
-    p.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"], help="attention kernel")
+    p.add_argument(
+        "--attn", default="sdpa", choices=["sdpa", "eager"], help="attention of the padded loop"
+    )
+    p.add_argument(
+        "--packed-attn",
+        default=SDPA_VARLEN,
+        choices=[SDPA_VARLEN, "sdpa", "eager"],
+        help="attention of the packed loop: sdpa_varlen runs each example apart, sdpa and "
+        "eager use a block-diagonal mask",
+    )
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per mode")
     p.add_argument(
         "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
@@ -323,14 +337,18 @@ def main() -> None:
             "padded",
             PaddedCollator(pad_token_id=pad_id),
             padded_plan,
-            tiny_llama(vocab, pad_id, args),
+            tiny_llama(vocab, pad_id, args, args.attn),
             args.warmup,
         ),
         StepLoop(
             "packed",
-            PackedCollator(max_length=args.max_length, pad_token_id=pad_id),
+            PackedCollator(
+                max_length=args.max_length,
+                pad_token_id=pad_id,
+                flash_attn_kwargs=args.packed_attn == SDPA_VARLEN,
+            ),
             packed_plan,
-            tiny_llama(vocab, pad_id, args),
+            tiny_llama(vocab, pad_id, args, args.packed_attn),
             args.warmup,
         ),
     ]
@@ -341,7 +359,10 @@ def main() -> None:
                 loop.step(examples, args.device)
 
     results = [loop.result for loop in loops]
-    table = Table(title=f"train step throughput: {label}, {args.device}, attn={args.attn}")
+    table = Table(
+        title=f"train step throughput: {label}, {args.device}, attention padded "
+        f"{args.attn} / packed {args.packed_attn}"
+    )
     columns = (
         "mode",
         "steps",

@@ -114,19 +114,28 @@ def bench_recipe(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 
     single = ["deepspeed=null", "launch.accelerate_config=null", f"training.max_steps={args.steps}"]
     common = [*args.overrides, *QUIET, *single]
-    padded = load_recipe(
-        args.recipe,
-        [*common, "data.packing=false", f"training.output_dir={_fresh(args.out / 'padded')}"],
-    )
     packed = load_recipe(
         args.recipe,
         [*common, "data.packing=true", f"training.output_dir={_fresh(args.out / 'packed')}"],
+    )
+    # the plain Trainer pads, so it gets sdpa's mask where the recipe runs sdpa_varlen
+    attn = packed.model.attn_implementation
+    baseline_attn = "sdpa" if attn == "sdpa_varlen" else attn
+    padded = load_recipe(
+        args.recipe,
+        [
+            *common,
+            "data.packing=false",
+            f"model.attn_implementation={baseline_attn}",
+            f"training.output_dir={_fresh(args.out / 'padded')}",
+        ],
     )
     rows = [_plain_trainer(padded), _recipe_path(packed)]
     ratio = rows[1]["tokens_per_s"] / rows[0]["tokens_per_s"]
     console.print(_table(f"{args.recipe.name}: {args.steps} steps, micro batch "
                          f"{padded.training.micro_batch_size}, max_length "
-                         f"{padded.data.max_length}", rows))  # fmt: skip
+                         f"{padded.data.max_length}, attention {attn} / {baseline_attn}",
+                         rows))  # fmt: skip
     console.print(f"run_training (packed) / plain Trainer (padded) real tokens/s: {ratio:.2f}x")
     return {
         "recipe": str(args.recipe),

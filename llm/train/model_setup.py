@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from llm.errors import BadInputError
+from llm.train.attention import SDPA_VARLEN, register_varlen_sdpa
 from llm.train.distributed import is_cpu_run
 from llm.train.recipe import Recipe, resolve_dtype
 
@@ -213,6 +214,8 @@ def load_model(recipe: Recipe, *, precision: str) -> LoadedModel:
             "project's (llm.models.chat_template) or the checkpoint's own with "
             "{% generation %} markers"
         )
+    if recipe.model.attn_implementation == SDPA_VARLEN:
+        register_varlen_sdpa()
     model.set_attn_implementation(recipe.model.attn_implementation)
     _disable_cache(model)
     if recipe.method.kind in ("lora", "qlora"):

@@ -14,7 +14,9 @@ by one (``tests/train/test_packing.py`` proves it). Two conditions, checked by
   detection whenever a cache exists: examples then silently attend to each other.
 * ``flash_attention_2``/``3`` infer packing from ``position_ids`` only for a
   single row; with several rows the collator must send the varlen kwargs
-  (``cu_seq_lens_q`` ...): ``PackedCollator(flash_attn_kwargs=True)``.
+  (``cu_seq_lens_q`` ...): ``PackedCollator(flash_attn_kwargs=True)``. So must
+  ``sdpa_varlen`` (:mod:`llm.train.attention`), which runs ``sdpa`` on each
+  example apart instead of through the block-diagonal mask.
 
 The first token of each packed example gets label ``IGNORE_INDEX``: the model's
 shifted loss would otherwise train the previous example's last token to predict
@@ -39,8 +41,9 @@ PackingStrategy = Literal["best_fit", "sequential"]
 # Attention implementations whose mask creation reads packed sequences from reset
 # position_ids for any number of rows (transformers 5.19 masking_utils).
 POSITION_ID_PACKING_ATTENTION = ("sdpa", "eager")
-# Flash attention: packed-sequence detection only for one row; several rows need cu_seq_lens.
-FLASH_ATTENTION = ("flash_attention_2", "flash_attention_3")
+# Kernels that read each example's bounds from cu_seq_lens: flash attention (which infers
+# them from position_ids for a single row only) and sdpa_varlen (llm.train.attention).
+FLASH_ATTENTION = ("flash_attention_2", "flash_attention_3", "sdpa_varlen")
 
 
 def plan_packing(
@@ -123,8 +126,8 @@ def check_model_for_packing(model: Any, *, flash_attn_kwargs: bool = False) -> N
     if impl in FLASH_ATTENTION:
         if not flash_attn_kwargs:
             raise BadInputError(
-                f"attn_implementation {impl!r} separates packed examples in several rows "
-                "only with cu_seq_lens: use PackedCollator(flash_attn_kwargs=True)"
+                f"attn_implementation {impl!r} keeps packed examples apart (in rows of "
+                "several) only with cu_seq_lens: use PackedCollator(flash_attn_kwargs=True)"
             )
         return
     if impl not in POSITION_ID_PACKING_ATTENTION:

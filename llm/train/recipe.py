@@ -50,7 +50,7 @@ from llm.train.recipe_checks import (
 )
 
 Dtype = Literal["auto", "bf16", "fp16", "fp32"]
-AttnImplementation = Literal["sdpa", "eager", "flash_attention_2"]
+AttnImplementation = Literal["sdpa", "sdpa_varlen", "eager", "flash_attention_2"]
 MethodKind = Literal["full", "lora", "qlora"]
 LrScheduler = Literal[
     "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"
@@ -100,8 +100,10 @@ class ModelSection(_Section):
     attn_implementation: AttnImplementation = Field(
         "sdpa",
         description="Attention kernel. sdpa (torch scaled_dot_product_attention) works "
-        "everywhere; flash_attention_2 needs a CUDA GPU, the flash-attn package and bf16/fp16; "
-        "eager is the reference implementation (slow, most memory).",
+        "everywhere; sdpa_varlen is sdpa run on each packed example apart instead of through "
+        "a block-diagonal mask (needs data.packing; the fast choice for packing without "
+        "flash-attn, e.g. on CPU); flash_attention_2 needs a CUDA GPU, the flash-attn package "
+        "and bf16/fp16; eager is the reference implementation (slow, most memory).",
     )
     multimodal: bool = Field(
         False,
@@ -134,8 +136,8 @@ class DataSection(_Section):
         False,
         description="Pack several examples into one max_length sequence without padding. "
         "Examples stay apart through position ids that restart at 0 (no attention across "
-        "examples): flash_attention_2 reads them natively; with sdpa/eager, transformers "
-        "builds a block-diagonal mask from them. Not for multimodal models.",
+        "examples): flash_attention_2 and sdpa_varlen read them natively; with sdpa/eager, "
+        "transformers builds a block-diagonal mask from them. Not for multimodal models.",
     )
     assistant_only_loss: bool = Field(
         True,

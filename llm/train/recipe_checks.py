@@ -254,6 +254,11 @@ def _tasks_fit_model(data: Any, model: Any) -> Iterator[Problem]:
                 f"task {name!r} reads images: set model.multimodal: true with a "
                 "vision-language model, or drop the task",
             )
+    if model.attn_implementation == "sdpa_varlen" and not data.packing:
+        yield Problem(
+            "model.attn_implementation",
+            "sdpa_varlen runs packed batches only: set data.packing: true, or use sdpa",
+        )
     if data.packing and model.multimodal:
         yield Problem(
             "data.packing",

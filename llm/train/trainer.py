@@ -237,7 +237,8 @@ def _collator(recipe: Recipe, loaded: LoadedModel) -> TokenCountingCollator:
 
     pad_id = loaded.tokenizer.pad_token_id
     if recipe.data.packing:
-        flash = recipe.model.attn_implementation == "flash_attention_2"
+        # both read each example's bounds from cu_seq_lens instead of a mask
+        flash = recipe.model.attn_implementation in ("flash_attention_2", "sdpa_varlen")
         packed = PackedCollator(
             max_length=recipe.data.max_length, pad_token_id=pad_id, flash_attn_kwargs=flash
         )

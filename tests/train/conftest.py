@@ -10,6 +10,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from llm.models.chat_template import BOS_TOKEN, CHAT_TEMPLATE, EOT_TOKEN, PAD_TOKEN, SPECIAL_TOKENS
+from llm.train.attention import SDPA_VARLEN, register_varlen_sdpa
 
 CORPUS = [
     "system user assistant",
@@ -58,6 +59,8 @@ def tiny_llama(vocab_size: int, attn_implementation: str, *, use_cache: bool = F
         use_cache=use_cache,
     )
     model = LlamaForCausalLM(config)
+    if attn_implementation == SDPA_VARLEN:
+        register_varlen_sdpa()
     model.set_attn_implementation(attn_implementation)
     assert model.config._attn_implementation == attn_implementation
     return model.float().eval()

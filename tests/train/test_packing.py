@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from datasets import Dataset
 
 from llm.errors import BadInputError
+from llm.train.attention import SDPA_VARLEN
 from llm.train.packing import (
     PackedCollator,
     PackingStrategy,
@@ -48,10 +49,16 @@ def examples(chat_tokenizer: Any) -> list[TokenizedChat]:
     return out
 
 
-def packer(chat_tokenizer: Any, examples: list[TokenizedChat]) -> PackedCollator:
+def packer(
+    chat_tokenizer: Any, examples: list[TokenizedChat], attn: str = "sdpa"
+) -> PackedCollator:
     # rows of about 2.5 examples, so that most rows hold several examples and padding
     width = int(sum(e["num_tokens"] for e in examples) / 2)
-    return PackedCollator(max_length=width, pad_token_id=chat_tokenizer.pad_token_id)
+    return PackedCollator(
+        max_length=width,
+        pad_token_id=chat_tokenizer.pad_token_id,
+        flash_attn_kwargs=attn == SDPA_VARLEN,  # it reads example bounds from cu_seq_lens
+    )
 
 
 def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -152,12 +159,12 @@ def test_cu_seqlens_cover_the_flattened_batch(
 # --- equivalence with the examples run one by one --------------------------------------------
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager", SDPA_VARLEN])
 def test_packed_logits_equal_each_example_alone(
     chat_tokenizer: Any, examples: list[TokenizedChat], attn: str
 ) -> None:
     model = tiny_llama(len(chat_tokenizer), attn)
-    collator = packer(chat_tokenizer, examples)
+    collator = packer(chat_tokenizer, examples, attn)
     collator.check_model(model)
     batch = collator.collate(examples)
     with torch.no_grad():
@@ -172,16 +179,18 @@ def test_packed_logits_equal_each_example_alone(
                 at += n
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager", SDPA_VARLEN])
 def test_packed_loss_equals_separate_loss(
     chat_tokenizer: Any, examples: list[TokenizedChat], attn: str
 ) -> None:
     model = tiny_llama(len(chat_tokenizer), attn)
-    batch = packer(chat_tokenizer, examples).collate(examples)
+    batch = packer(chat_tokenizer, examples, attn).collate(examples)
     with torch.no_grad():
         out = model(**batch.model_inputs())
         packed_sum = token_losses(out.logits, batch.labels).sum()
         separate_sum, count = separate_loss_sum(model, examples)
+        if attn == SDPA_VARLEN:  # packed batches only: compare padded rows under sdpa
+            model.set_attn_implementation("sdpa")
         padded = PaddedCollator(pad_token_id=chat_tokenizer.pad_token_id)(examples)
         padded_loss = model(**padded).loss
     assert count == batch.num_label_tokens
@@ -210,11 +219,12 @@ def test_boundary_labels_are_masked_when_every_token_is_trained(
     torch.testing.assert_close(float(packed_loss), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("attn", ["sdpa", SDPA_VARLEN])
 def test_packed_gradients_equal_separate_gradients(
-    chat_tokenizer: Any, examples: list[TokenizedChat]
+    chat_tokenizer: Any, examples: list[TokenizedChat], attn: str
 ) -> None:
-    model = tiny_llama(len(chat_tokenizer), "sdpa")
-    batch = packer(chat_tokenizer, examples).collate(examples)
+    model = tiny_llama(len(chat_tokenizer), attn)
+    batch = packer(chat_tokenizer, examples, attn).collate(examples)
     model(**batch.model_inputs()).loss.backward()
     packed = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad()

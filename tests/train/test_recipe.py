@@ -216,6 +216,11 @@ CROSS_FIELD_CASES = [
         "bf16 or fp16",
     ),
     (
+        {"model.attn_implementation": "sdpa_varlen", "data.packing": False},
+        "model.attn_implementation",
+        "set data.packing: true",
+    ),
+    (
         {
             "training.early_stopping_patience": 2,
             "training.eval_every_steps": 3,
