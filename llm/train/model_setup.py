@@ -224,12 +224,13 @@ def load_model(recipe: Recipe, *, precision: str) -> LoadedModel:
         )
     trainable, total = count_parameters(model)
     log.info(
-        "model %s: %s parameters, %s trainable (%s), %s",
+        "model %s: %s parameters, %s trainable (%s), %s, attention %s",
         recipe.model.base.name,
         f"{total:,}",
         f"{trainable:,}",
         recipe.method.kind,
         precision,
+        model.config._attn_implementation,
     )
     return LoadedModel(
         model=model,

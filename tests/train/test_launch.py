@@ -118,6 +118,7 @@ def test_full_zero3_saves_a_consolidated_model(
     ]
     proc = launch(ZERO3, "recipes/tiny-full-zero3-cpu.yaml", overrides, log)
     check_launch(proc, log)
+    assert "attention sdpa_varlen" in log.read_text()  # the recipe's packed-row kernel ran
     final = out / "final"
     assert (final / "model.safetensors").is_file() and not list(final.glob("global_step*"))
     kwargs: dict[str, Any] = {"local_files_only": True, "use_safetensors": True}
