@@ -4,7 +4,7 @@
 # and no network. Run here (with network), then carry build/gpu-wheels there and
 # run scripts/gpu_checks.sh, which installs them with --no-index --no-deps.
 #
-#   scripts/gpu_wheels.sh            # -> build/gpu-wheels/*.whl (about 25 MB)
+#   scripts/gpu_wheels.sh            # -> build/gpu-wheels/*.whl (about 22 MB)
 #
 # The versions are the ones .venv runs (and the tests pass with), so the GPU
 # figures come from the same code paths. DeepSpeed is published as a source
@@ -22,7 +22,7 @@ for tag in manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64; do
 done
 "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
   --implementation cp "${platforms[@]}" -d "$OUT" \
-  transformers==5.19.0 tokenizers==0.23.3 safetensors==0.8.0 accelerate==1.16.0 \
+  transformers==5.19.0 tokenizers==0.23.3 safetensors==0.8.0 accelerate==1.16.0 peft==0.21.2 \
   hjson==3.1.0 pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 \
   typing-inspection==0.4.5 typing-extensions==4.16.0
 DS_BUILD_OPS=0 "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$OUT" deepspeed==0.19.8
