@@ -45,7 +45,8 @@ def varlen_sdpa_attention_forward(
         query: ``(batch, heads, width, head_dim)``.
         key: ``(batch, kv_heads, width, head_dim)``.
         value: ``(batch, kv_heads, width, head_dim)``.
-        attention_mask: must be ``None`` (the mask interface below makes none).
+        attention_mask: ``None`` (the mask interface below makes none; a padding
+            mask, which it passes through, is refused).
         dropout: attention dropout probability, applied in training only.
         scaling: softmax scale (``head_dim ** -0.5`` when ``None``).
         **kwargs: ``cu_seq_lens_q``, cumulative block lengths over the

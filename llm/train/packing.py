@@ -43,7 +43,7 @@ PackingStrategy = Literal["best_fit", "sequential"]
 POSITION_ID_PACKING_ATTENTION = ("sdpa", "eager")
 # Kernels that read each example's bounds from cu_seq_lens: flash attention (which infers
 # them from position_ids for a single row only) and sdpa_varlen (llm.train.attention).
-FLASH_ATTENTION = ("flash_attention_2", "flash_attention_3", "sdpa_varlen")
+CU_SEQLENS_ATTENTION = ("flash_attention_2", "flash_attention_3", "sdpa_varlen")
 
 
 def plan_packing(
@@ -123,7 +123,7 @@ def check_model_for_packing(model: Any, *, flash_attn_kwargs: bool = False) -> N
             "each other"
         )
     impl = getattr(config, "_attn_implementation", None)
-    if impl in FLASH_ATTENTION:
+    if impl in CU_SEQLENS_ATTENTION:
         if not flash_attn_kwargs:
             raise BadInputError(
                 f"attn_implementation {impl!r} keeps packed examples apart (in rows of "
@@ -131,9 +131,10 @@ def check_model_for_packing(model: Any, *, flash_attn_kwargs: bool = False) -> N
             )
         return
     if impl not in POSITION_ID_PACKING_ATTENTION:
+        known = ", ".join(POSITION_ID_PACKING_ATTENTION + CU_SEQLENS_ATTENTION)
         raise BadInputError(
             f"attn_implementation {impl!r} is not known to separate packed examples: use one "
-            f"of {', '.join(POSITION_ID_PACKING_ATTENTION + FLASH_ATTENTION)}, or PaddedCollator"
+            f"of {known}, or PaddedCollator"
         )
 
 

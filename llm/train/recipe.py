@@ -101,8 +101,8 @@ class ModelSection(_Section):
         "sdpa",
         description="Attention kernel. sdpa (torch scaled_dot_product_attention) works "
         "everywhere; sdpa_varlen is sdpa run on each packed example apart instead of through "
-        "a block-diagonal mask (needs data.packing; the fast choice for packing without "
-        "flash-attn, e.g. on CPU); flash_attention_2 needs a CUDA GPU, the flash-attn package "
+        "a block-diagonal mask (needs data.packing; faster than sdpa's mask on CPU, see "
+        "docs/training.md); flash_attention_2 needs a CUDA GPU, the flash-attn package "
         "and bf16/fp16; eager is the reference implementation (slow, most memory).",
     )
     multimodal: bool = Field(
