@@ -239,6 +239,12 @@ def _collator(recipe: Recipe, loaded: LoadedModel) -> TokenCountingCollator:
     if recipe.data.packing:
         # both read each example's bounds from cu_seq_lens instead of a mask
         flash = recipe.model.attn_implementation in ("flash_attention_2", "sdpa_varlen")
+        if recipe.model.attn_implementation == "sdpa":
+            log.info(
+                "packing with sdpa: each row gets a block-diagonal mask; "
+                "model.attn_implementation: sdpa_varlen runs each example apart (same loss, "
+                "faster on CPU)"
+            )
         packed = PackedCollator(
             max_length=recipe.data.max_length, pad_token_id=pad_id, flash_attn_kwargs=flash
         )

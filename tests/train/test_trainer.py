@@ -21,12 +21,17 @@ from llm.train.callbacks import (
 )
 from llm.train.datasets import build_split, dataset_provenance
 from llm.train.evaluate_choices import choice_accuracy, generation_accuracy
-from llm.train.model_setup import training_precision
+from llm.train.model_setup import LoadedModel, training_precision
 from llm.train.packing import PackedCollator, PaddedCollator
 from llm.train.recipe import Recipe, load_recipe
 from llm.train.tokenize import IGNORE_INDEX, tokenize_chat
 from llm.train.tracking import configure_environment, flatten, report_to, tensorboard_dir
-from llm.train.trainer import _set_cpu_threads, build_training_arguments, resume_checkpoint
+from llm.train.trainer import (
+    _collator,
+    _set_cpu_threads,
+    build_training_arguments,
+    resume_checkpoint,
+)
 from tests.train.conftest import tiny_llama
 from tests.train.fixtures import (
     TrainingAssets,
@@ -233,6 +238,20 @@ def test_batches_carry_their_real_token_count(packed: bool) -> None:
     batch = TokenCountingCollator(inner)(_features([5, 9, 3], pad))
     assert int(batch[NUM_REAL_TOKENS]) == 17
     assert batch["input_ids"].numel() > 17  # there is padding, and it is not counted
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "sdpa_varlen"])
+def test_packing_collator_sends_bounds_to_sdpa_varlen(
+    tmp_path: Path, chat_tokenizer: Any, attn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    recipe = _recipe(tmp_path, "data.packing=true", f"model.attn_implementation={attn}")
+    model = tiny_llama(len(chat_tokenizer), attn)
+    loaded = LoadedModel(model, chat_tokenizer, None, 1, "fp32", 0, 0)
+    with caplog.at_level("INFO", logger="llm.train.trainer"):
+        collator = _collator(recipe, loaded)
+    batch = collator(_features([5, 9, 3], chat_tokenizer.pad_token_id))
+    assert ("cu_seq_lens_q" in batch) == (attn == "sdpa_varlen")
+    assert ("sdpa_varlen runs each example apart" in caplog.text) == (attn == "sdpa")
 
 
 # ---------------------------------------------------------------- data mix
