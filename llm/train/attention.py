@@ -82,7 +82,7 @@ def varlen_sdpa_attention_forward(
             query, key, value, dropout_p=dropout_p, is_causal=True, scale=scaling
         )
         return out.transpose(1, 2).contiguous(), None
-    bounds = [int(b) for b in cu.tolist()]
+    bounds = _bounds(cu)
     if bounds[0] != 0 or bounds[-1] != batch * width:
         raise ValueError(
             f"cu_seq_lens_q covers tokens {bounds[0]}..{bounds[-1]}, the batch has "
@@ -103,6 +103,18 @@ def varlen_sdpa_attention_forward(
     ]
     out = torch.cat(blocks, dim=1).reshape(heads, batch, width, head_dim)
     return out.permute(1, 2, 0, 3).contiguous(), None
+
+
+def _bounds(cu: torch.Tensor) -> list[int]:
+    """``cu`` as ints, read once per batch (on a GPU each read is a device sync).
+
+    Every layer gets the same tensor object, so the list is kept on it.
+    """
+    cached: list[int] | None = getattr(cu, "_varlen_bounds", None)
+    if cached is None:
+        cached = [int(b) for b in cu.tolist()]
+        cu._varlen_bounds = cached  # type: ignore[attr-defined]
+    return cached
 
 
 def _no_mask(*args: Any, **kwargs: Any) -> torch.Tensor | None:

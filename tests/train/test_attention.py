@@ -45,8 +45,11 @@ def test_logits_and_gradients_match_sdpa_with_its_block_diagonal_mask() -> None:
     model.zero_grad()
 
     varlen = tiny_llama(50, SDPA_VARLEN)  # same seed, same weights
-    out = varlen(**batch.model_inputs())
+    inputs = batch.model_inputs()
+    out = varlen(**inputs)
     out.loss.backward()
+    # the bounds were read from the tensor once and kept on it for the other layers
+    assert inputs["cu_seq_lens_q"]._varlen_bounds == batch.cu_seqlens.tolist()
     real = batch.labels != -100
     torch.testing.assert_close(out.logits[real], reference.logits[real], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(out.loss, reference.loss)
