@@ -24,6 +24,7 @@ import typer
 from llm.cli.common import err_console, out_console, print_summary
 from llm.env import set_private_env
 from llm.errors import BadInputError, ClinicalLLMError
+from llm.train.distributed import end_rank_process
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def train(
     output = trainer.run_training(loaded, resume=resume)
     if int(os.environ.get("RANK", "0")) == 0:  # under a launcher every rank gets here
         print_summary(f"trained {recipe}: outputs in {output or loaded.training.output_dir}")
+    end_rank_process()  # a rank of a finished multi-process run: no teardown abort
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -256,3 +256,32 @@ def test_guard_stops_the_silent_single_process_launch(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "started only 1" in done.stderr
     assert "PROBE" not in done.stdout
+
+
+_END_RANK_SCRIPT = """
+import atexit, logging, sys
+from llm.train.distributed import end_rank_process
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+atexit.register(lambda: print("teardown ran"))
+sys.stdout.write("buffered line")  # no newline: flushed only if end_rank_process flushes
+logging.getLogger("x").info("logged line")
+end_rank_process()
+print("returned")
+"""
+
+
+@pytest.mark.parametrize("world_size", ["2", None])
+def test_end_rank_process_flushes_and_skips_teardown_only_under_a_launcher(
+    world_size: str | None,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "WORLD_SIZE"}
+    if world_size is not None:
+        env["WORLD_SIZE"] = world_size
+    proc = subprocess.run(
+        [sys.executable, "-c", _END_RANK_SCRIPT], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("buffered line") and "logged line" in proc.stderr
+    ended = world_size is not None
+    assert ("returned" in proc.stdout) != ended
+    assert ("teardown ran" in proc.stdout) != ended
