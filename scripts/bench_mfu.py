@@ -38,12 +38,13 @@ import os
 import random
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from llm.models.tiny import SHAPES as TINY_SHAPES
 from llm.train.attention import SDPA_VARLEN, register_varlen_sdpa
 from llm.train.packing import PackedCollator, plan_packing
 
@@ -65,17 +66,8 @@ SHAPES: dict[str, dict[str, Any]] = {
         rms_norm_eps=1e-5,
         tie_word_embeddings=True,
     ),
-    "tiny": dict(  # the project's tiny shape (llm/models/tiny.py): a quick CPU check
-        vocab_size=4096,
-        hidden_size=256,
-        intermediate_size=688,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=64,
-        max_position_embeddings=2048,
-        tie_word_embeddings=False,
-    ),
+    # the project's tiny shape (untied, as `model init` builds it): a quick CPU check
+    "tiny": {**asdict(TINY_SHAPES["tiny"]), "tie_word_embeddings": False},
 }
 
 
