@@ -187,8 +187,8 @@ def end_rank_process() -> None:
     Under load, a rank sometimes aborts after the run has finished and saved
     ("terminate called without an active exception", SIGABRT, from native threads
     torn down at exit: seen in the 2-process ZeRO-3 test once in a full ``make
-    test``, and in 2 of 13 runs that called ``destroy_process_group`` first; none
-    in 11 runs on busy cores since this was added), and the launcher
+    test``, and in 1 of 8 runs on busy cores that called ``destroy_process_group``
+    first; none in 11 runs on busy cores since this was added), and the launcher
     then reports the whole run as failed. Every rank has passed the trainer's
     final barrier and written what it writes, so after flushing the Python-level
     output this ends the process with status 0 and no teardown. Does nothing in
