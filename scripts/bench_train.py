@@ -52,7 +52,12 @@ from rich.table import Table
 from llm.env import set_private_env
 from llm.errors import BadInputError
 from llm.train.attention import SDPA_VARLEN, register_varlen_sdpa
-from llm.train.packing import PackedCollator, PaddedCollator, plan_packing
+from llm.train.packing import (
+    CU_SEQLENS_ATTENTION,
+    PackedCollator,
+    PaddedCollator,
+    plan_packing,
+)
 from llm.train.tokenize import tokenize_dataset
 
 _VOCABULARY = (
@@ -345,7 +350,7 @@ def main() -> None:
             PackedCollator(
                 max_length=args.max_length,
                 pad_token_id=pad_id,
-                flash_attn_kwargs=args.packed_attn == SDPA_VARLEN,
+                flash_attn_kwargs=args.packed_attn in CU_SEQLENS_ATTENTION,
             ),
             packed_plan,
             tiny_llama(vocab, pad_id, args, args.packed_attn),

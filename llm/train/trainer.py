@@ -233,12 +233,11 @@ def build_training_arguments(
 
 
 def _collator(recipe: Recipe, loaded: LoadedModel) -> TokenCountingCollator:
-    from llm.train.packing import PackedCollator, PaddedCollator
+    from llm.train.packing import CU_SEQLENS_ATTENTION, PackedCollator, PaddedCollator
 
     pad_id = loaded.tokenizer.pad_token_id
     if recipe.data.packing:
-        # both read each example's bounds from cu_seq_lens instead of a mask
-        flash = recipe.model.attn_implementation in ("flash_attention_2", "sdpa_varlen")
+        flash = recipe.model.attn_implementation in CU_SEQLENS_ATTENTION
         if recipe.model.attn_implementation == "sdpa":
             log.info(
                 "packing with sdpa: each row gets a block-diagonal mask; "
