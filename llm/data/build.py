@@ -318,7 +318,11 @@ def save_task(out: Path, task: Task, outcome: TaskOutcome) -> None:
     bars_were_on = ds_logging.is_progress_bar_enabled()
     ds_logging.disable_progress_bar()
     try:
-        dataset.save_to_disk(str(out / task.name))
+        # An empty split (a split proportion of 0, or a cohort too small for it)
+        # would be saved with no data file, and load_from_disk then fails on the
+        # whole DatasetDict; one empty shard keeps it loadable.
+        empty = {split: 1 for split, rows in outcome.rows.items() if not rows}
+        dataset.save_to_disk(str(out / task.name), num_shards=empty)
     finally:
         if bars_were_on:
             ds_logging.enable_progress_bar()

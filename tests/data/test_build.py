@@ -247,6 +247,17 @@ def test_same_seed_same_datasets_other_seed_other_split(
     )
 
 
+def test_an_empty_split_is_saved_loadable(tmp_path: Path) -> None:
+    # No validation split asked for: datasets would save it without a data file,
+    # and load_from_disk then failed on the whole task (IndexError).
+    records = write_cohort(tmp_path / "c", n=8)
+    build_task_datasets(records, ["readmission"], tmp_path / "out", split=(0.5, 0.0, 0.5))
+    dataset = load_from_disk(str(tmp_path / "out" / "readmission"))
+    assert dataset["validation"].num_rows == 0
+    assert dataset["train"].num_rows + dataset["test"].num_rows > 0
+    assert (tmp_path / "out" / "readmission" / "validation.jsonl").read_text() == ""
+
+
 # --- bad input ---------------------------------------------------------------------------
 
 
