@@ -184,6 +184,17 @@ def _tokenized_split(
     stats: dict[str, TokenizeStats] = {}
     for task in data.tasks:
         raw = load_task_split(data.dataset_dir, task, split)
+        if len(raw) == 0:
+            fix = (
+                "rebuild the datasets with a train share (`clinical-llm data build --split`)"
+                if split == data.train_split
+                else "set data.eval_split to another split, or to null with "
+                "training.eval_every_steps and training.early_stopping_patience null"
+            )
+            raise BadInputError(
+                f"{data.dataset_dir / task}: the {split} split is empty (built with a 0 "
+                f"share of patients, or too few patients for it); {fix}"
+            )
         tokenized, task_stats = tokenize_dataset(
             raw,
             tokenizer,

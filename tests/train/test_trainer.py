@@ -295,6 +295,25 @@ def test_a_task_that_loses_every_example_is_an_error(tmp_path: Path, chat_tokeni
         build_split(recipe, "train", chat_tokenizer)
 
 
+def test_an_empty_split_is_an_error_that_says_what_to_change(
+    tmp_path: Path, chat_tokenizer: Any
+) -> None:
+    # `data build --split 0.8,0,0.2` saves an empty validation split; tokenizing it
+    # used to end in a datasets traceback about missing columns.
+    root = _write_tasks(tmp_path / "data", {"diagnosis": 4})
+    empty = datasets.Dataset.from_list(_rows(4, "diagnosis")).select([])
+    datasets.DatasetDict({"train": empty, "validation": empty}).save_to_disk(
+        str(root / "readmission"), num_shards={"train": 1, "validation": 1}
+    )
+    recipe = _recipe(tmp_path, "data.max_length=128")
+    with pytest.raises(
+        BadInputError, match=r"readmission: the validation split is empty.*eval_split"
+    ):
+        build_split(recipe, "validation", chat_tokenizer)
+    with pytest.raises(BadInputError, match=r"readmission: the train split is empty.*train share"):
+        build_split(recipe, "train", chat_tokenizer)
+
+
 def test_missing_split_and_task_name_the_folder(tmp_path: Path, chat_tokenizer: Any) -> None:
     _write_tasks(tmp_path / "data", {"diagnosis": 4})
     recipe = _recipe(tmp_path, "data.max_length=128")
