@@ -11,14 +11,20 @@ number of clients, after a warm-up, and measures per configuration:
 
 - request throughput (requests/s) and output tokens/s (from the streamed usage),
 - time to first token (TTFT) p50 / p99, end-to-end latency p50,
-- time per output token (TPOT, after the first) p50.
+- time per output token (TPOT, after the first) p50,
+- CPU time of the server's front process (the one that takes HTTP requests,
+  tokenizes and streams: the gateway, or vLLM's API server; its engine runs in
+  child processes) per request, from /proc on Linux. On a machine with fewer
+  free cores than busy processes, throughput depends on how the OS shares
+  them out; CPU per request does not, so it shows the gateway's own cost.
 
 Comparisons, in one run:
 
 (a) gateway + vllm backend vs vLLM's own OpenAI server on the same model and
     engine settings, at each concurrency (default 1, 8, 32): throughput ratio
-    (target >= 0.95) and added p50 latency (target < 5%). The two servers are
-    measured alternately per level so that drifting CPU load hits both.
+    (target >= 0.95), added p50 latency (target < 5%) and the ratio of front
+    process CPU per request. The two servers are measured alternately per
+    level so that drifting CPU load hits both.
 (b) gateway + transformers backend with batching (``max_batch_size`` 16) vs one
     request at a time (``max_batch_size`` 1) at concurrency 16 (target >= 4x).
 
@@ -244,6 +250,19 @@ class LevelResult:
     latency_p50_ms: float
     tpot_p50_ms: float
     mean_output_tokens: float
+    front_cpu_ms_per_request: float | None
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (all its threads); None off Linux."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The fields after the parenthesised command name start at field 3 (state);
+    # utime and stime are fields 14 and 15, in clock ticks.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -277,9 +296,11 @@ async def run_level(
                 prompt = queue.get_nowait()
                 results.append(await one_request(client, server.url, prompt, max_tokens))
 
+        cpu_before = process_cpu_s(server.process.pid)
         start = time.perf_counter()
         await asyncio.gather(*(client_loop() for _ in range(concurrency)))
         wall = time.perf_counter() - start
+        cpu_after = process_cpu_s(server.process.pid)
     tokens = sum(r.output_tokens for r in results)
     tpots = [t for r in results if (t := r.tpot) is not None]
     return LevelResult(
@@ -294,6 +315,11 @@ async def run_level(
         latency_p50_ms=round(1000 * percentile([r.latency for r in results], 50), 1),
         tpot_p50_ms=round(1000 * percentile(tpots, 50), 2) if tpots else float("nan"),
         mean_output_tokens=round(tokens / max(len(results), 1), 1),
+        front_cpu_ms_per_request=(
+            round(1000 * (cpu_after - cpu_before) / len(results), 2)
+            if cpu_before is not None and cpu_after is not None and results
+            else None
+        ),
     )
 
 
@@ -351,6 +377,11 @@ def compare_vllm(report: Report, args: argparse.Namespace, model: Path, work: Pa
                     "added_ttft_p50_pct": round(
                         100 * (ours.ttft_p50_ms / theirs.ttft_p50_ms - 1), 1
                     ),
+                    "front_cpu_ratio": (
+                        round(ours.front_cpu_ms_per_request / theirs.front_cpu_ms_per_request, 3)
+                        if ours.front_cpu_ms_per_request and theirs.front_cpu_ms_per_request
+                        else None
+                    ),
                 }
             )
     finally:
@@ -407,7 +438,8 @@ def print_level(result: LevelResult) -> None:
         f"{result.requests_per_s:8.2f} req/s {result.output_tokens_per_s:9.1f} tok/s  "
         f"TTFT p50 {result.ttft_p50_ms:8.1f} p99 {result.ttft_p99_ms:8.1f} ms  "
         f"latency p50 {result.latency_p50_ms:8.1f} ms  TPOT p50 {result.tpot_p50_ms:6.2f} ms  "
-        f"({result.mean_output_tokens} tok/req)",
+        f"({result.mean_output_tokens} tok/req)  "
+        f"front CPU {result.front_cpu_ms_per_request} ms/req",
         flush=True,
     )
 
@@ -470,7 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"(a) c={row['concurrency']:<3} gateway/vLLM throughput {row['throughput_ratio']:.3f} "
             f"(target >= 0.95), added p50 latency {row['added_latency_p50_pct']:+.1f}% "
-            f"(target < 5%), added TTFT p50 {row['added_ttft_p50_pct']:+.1f}%"
+            f"(target < 5%), added TTFT p50 {row['added_ttft_p50_pct']:+.1f}%, "
+            f"front CPU per request {row['front_cpu_ratio']}x"
         )
     if report.batching:
         b = report.batching
