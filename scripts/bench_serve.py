@@ -14,9 +14,10 @@ number of clients, after a warm-up, and measures per configuration:
 - time per output token (TPOT, after the first) p50,
 - CPU time of the server's front process (the one that takes HTTP requests,
   tokenizes and streams: the gateway, or vLLM's API server; its engine runs in
-  child processes) per request, from /proc on Linux. On a machine with fewer
-  free cores than busy processes, throughput depends on how the OS shares
-  them out; CPU per request does not, so it shows the gateway's own cost.
+  child processes) per request, from /proc on Linux. At one client it is the
+  front end's own cost per request. With more clients it also falls as more
+  requests share each engine step (one output message per step), so compare
+  it only between levels of about the same throughput.
 
 Comparisons, in one run:
 
