@@ -27,10 +27,15 @@ def _bench_serve() -> ModuleType:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_process_cpu_counts_a_busy_child_not_an_idle_one() -> None:
     bench = _bench_serve()
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    ready = "print('ready', flush=True)\n"
+    busy, idle = (
+        subprocess.Popen([sys.executable, "-c", ready + body], stdout=subprocess.PIPE, text=True)
+        for body in ("while True: pass", "import time; time.sleep(60)")
+    )
     try:
-        time.sleep(0.3)
+        # Past interpreter start-up, whose CPU would otherwise count for the idle one.
+        assert busy.stdout is not None and idle.stdout is not None
+        assert busy.stdout.readline() == idle.stdout.readline() == "ready\n"
         busy_start, idle_start = bench.process_cpu_s(busy.pid), bench.process_cpu_s(idle.pid)
         time.sleep(1.0)
         busy_used = bench.process_cpu_s(busy.pid) - busy_start
