@@ -110,6 +110,7 @@ def _table(title: str, rows: list[dict[str, Any]]) -> Table:
 
 def bench_recipe(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """Run both and print the packed / padded ratio of real tokens per second."""
+    from llm.train.attention import SDPA_VARLEN
     from llm.train.recipe import load_recipe
 
     single = ["deepspeed=null", "launch.accelerate_config=null", f"training.max_steps={args.steps}"]
@@ -120,7 +121,7 @@ def bench_recipe(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     )
     # the plain Trainer pads, so it gets sdpa's mask where the recipe runs sdpa_varlen
     attn = packed.model.attn_implementation
-    baseline_attn = "sdpa" if attn == "sdpa_varlen" else attn
+    baseline_attn = "sdpa" if attn == SDPA_VARLEN else attn
     padded = load_recipe(
         args.recipe,
         [

@@ -34,6 +34,7 @@ from typing import Any, Literal
 import torch
 
 from llm.errors import BadInputError
+from llm.train.attention import SDPA_VARLEN
 from llm.train.tokenize import IGNORE_INDEX
 
 PackingStrategy = Literal["best_fit", "sequential"]
@@ -43,7 +44,7 @@ PackingStrategy = Literal["best_fit", "sequential"]
 POSITION_ID_PACKING_ATTENTION = ("sdpa", "eager")
 # Kernels that read each example's bounds from cu_seq_lens: flash attention (which infers
 # them from position_ids for a single row only) and sdpa_varlen (llm.train.attention).
-CU_SEQLENS_ATTENTION = ("flash_attention_2", "flash_attention_3", "sdpa_varlen")
+CU_SEQLENS_ATTENTION = ("flash_attention_2", "flash_attention_3", SDPA_VARLEN)
 
 
 def plan_packing(
