@@ -56,3 +56,60 @@ def test_process_cpu_of_a_gone_process_is_none() -> None:
     done = subprocess.Popen([sys.executable, "-c", "pass"])
     done.wait()
     assert bench.process_cpu_s(done.pid) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
+def test_client_cpu_wait_grows_when_a_spinner_shares_the_core() -> None:
+    bench = _bench_serve()
+    cpu = min(os.sched_getaffinity(0))
+    spin = (
+        "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nprint('ready', flush=True)\n"
+    )
+    spinners = [
+        subprocess.Popen(
+            [sys.executable, "-c", spin + "while True: pass", str(cpu)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    before_affinity = os.sched_getaffinity(0)
+    try:
+        for spinner in spinners:
+            assert spinner.stdout is not None and spinner.stdout.readline() == "ready\n"
+        os.sched_setaffinity(0, {cpu})
+        start = bench.runqueue_wait_s()
+        assert start is not None
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:  # runnable all along, so it waits its turns
+            pass
+        end = bench.runqueue_wait_s()
+        assert end is not None
+        waited = end - start
+    finally:
+        os.sched_setaffinity(0, before_affinity)
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    # Three runnable threads on one core: this one waits about 2/3 of the time.
+    assert waited > 0.3
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_server_starts_at_the_nice_value_asked_for(tmp_path: Path) -> None:
+    bench = _bench_serve()
+    root = tmp_path / "root"
+    (root / "v1").mkdir(parents=True)
+    (root / "v1" / "models").write_text("{}")  # what start_server polls for
+    port = bench.free_port()
+    argv = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+            "--directory", str(root)]  # fmt: skip
+    server = bench.start_server("static", argv, port, tmp_path, timeout_s=60, nice=7)
+    try:
+        assert os.getpriority(os.PRIO_PROCESS, server.process.pid) == 7
+        autogroup = Path(f"/proc/{server.process.pid}/autogroup")
+        if autogroup.exists():  # its own session, weighted down as well
+            assert autogroup.read_text().strip().endswith("nice 7")
+    finally:
+        server.stop()
+    assert server.process.returncode is not None
