@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -514,19 +513,19 @@ class Gateway:
         if kind == "chat":
             yield _sse(role_event(request_id, model, created, gen_request.sampling.n))
         chunk = first
+        guard = _StallGuard(self.remaining(trace))
         try:
             while chunk is not None:
                 trace.saw(chunk)
                 if chunk.text or chunk.finish_reason is not None:
                     yield _sse(chunk_event(kind, request_id, model, created, chunk))
-                remaining = self.remaining(trace)
-                if remaining <= 0:
+                if guard.expired or self.remaining(trace) <= 0:
                     raise RequestTimeoutError(
                         f"generation did not finish within {self.config.request_timeout_s:g} s",
                         code="request_timeout",
                     )
                 try:
-                    chunk = await _next_chunk_within(stream, remaining)
+                    chunk = await guard.next_chunk(stream)
                 except asyncio.TimeoutError:
                     raise RequestTimeoutError(
                         f"generation did not finish within {self.config.request_timeout_s:g} s",
@@ -541,6 +540,8 @@ class Gateway:
             await close()
             yield _sse("[DONE]")
             return
+        finally:
+            guard.close()
         if parsed.include_usage():
             yield _sse(usage_event(kind, request_id, model, created, trace.final_usage()))
         record.status = 200
@@ -555,15 +556,55 @@ async def _next_chunk(stream: AsyncIterator[GenerationChunk]) -> GenerationChunk
         return None
 
 
-async def _next_chunk_within(
-    stream: AsyncIterator[GenerationChunk], seconds: float
-) -> GenerationChunk | None:
-    """The next chunk, or ``asyncio.TimeoutError`` after ``seconds``.
+class _StallGuard:
+    """The request's deadline while a stream waits for its next chunk: one timer per request.
 
-    A deadline on the current task (``asyncio.timeout``), not ``wait_for``: on
-    Python 3.11 ``wait_for`` wraps the await in a new task, one per streamed token.
+    When the time is up while the stream's task waits for a chunk, the task is
+    cancelled and the wait raises ``asyncio.TimeoutError``; when it is up
+    between chunks, ``expired`` says so. ``asyncio.timeout`` around each wait
+    would do the same with a new timer, and a look-up of the running loop and
+    task, per streamed token: about a tenth of the front end's CPU per request
+    next to vLLM's own server (docs/benchmarks.md).
+
+    Args:
+        seconds: time left for the request.
     """
-    if sys.version_info < (3, 11):  # pragma: no cover - asyncio.timeout is 3.11+
-        return await asyncio.wait_for(_next_chunk(stream), seconds)
-    async with asyncio.timeout(seconds):
-        return await _next_chunk(stream)
+
+    def __init__(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._waiting = False
+        self.expired = False
+        self._timer = loop.call_at(loop.time() + max(0.0, seconds), self._expire)
+
+    def _expire(self) -> None:
+        self.expired = True
+        if self._waiting and self._task is not None:
+            # Only while the task is suspended in next_chunk's await: the
+            # cancellation lands there, whether or not the chunk arrived meanwhile.
+            self._task.cancel()
+
+    async def next_chunk(self, stream: AsyncIterator[GenerationChunk]) -> GenerationChunk | None:
+        """The next chunk (None at the end), or ``asyncio.TimeoutError`` when the time is up.
+
+        Raises:
+            asyncio.TimeoutError: the deadline passed before the chunk came.
+        """
+        if self.expired:
+            raise asyncio.TimeoutError
+        self._waiting = True
+        try:
+            return await _next_chunk(stream)
+        except asyncio.CancelledError:
+            # ours alone (not also the client leaving or shutdown): a timeout.
+            # Python 3.10 does not count cancellations (no Task.uncancel).
+            uncancel = getattr(self._task, "uncancel", None)
+            if self.expired and (uncancel is None or uncancel() == 0):
+                raise asyncio.TimeoutError from None
+            raise
+        finally:
+            self._waiting = False
+
+    def close(self) -> None:
+        """Drop the timer (the stream ended or failed)."""
+        self._timer.cancel()
