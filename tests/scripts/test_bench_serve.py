@@ -113,3 +113,14 @@ def test_a_server_starts_at_the_nice_value_asked_for(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert server.process.returncode is not None
+
+
+def test_models_are_a_folder_or_a_shape_built_once(tmp_path: Path) -> None:
+    bench = _bench_serve()
+    assert bench.ensure_model(Path("/models/mine"), tmp_path) == Path("/models/mine")
+    for shape in ("tiny", "small"):  # already built: reused, nothing runs
+        (tmp_path / f"{shape}-clinical").mkdir()
+        (tmp_path / f"{shape}-clinical" / "config.json").write_text("{}")
+        assert bench.ensure_model(shape, tmp_path) == tmp_path / f"{shape}-clinical"
+    assert bench.ensure_model(None, tmp_path) == tmp_path / "tiny-clinical"
+    assert bench.parse_args([]).batch_model == "small"
