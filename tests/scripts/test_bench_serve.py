@@ -61,6 +61,8 @@ def test_process_cpu_of_a_gone_process_is_none() -> None:
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
 def test_client_cpu_wait_grows_when_a_spinner_shares_the_core() -> None:
     bench = _bench_serve()
+    if bench.runqueue_wait_s() is None:
+        pytest.skip("no /proc/self/schedstat (kernel without scheduler statistics)")
     cpu = min(os.sched_getaffinity(0))
     spin = (
         "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nprint('ready', flush=True)\n"
