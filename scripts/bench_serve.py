@@ -35,7 +35,7 @@ session too), the same for every server. On a machine with few cores the
 engine's busy-polling process otherwise takes the CPU the load generator needs
 to send requests and read streams, and the benchmark then measures the starved
 client instead of the server: on 2 cores vLLM's own server measured 11-15 or
-30-60 requests/s at 8 clients depending on where the OS placed the client.
+30-60 requests/s at 8 clients depending on how much CPU the client got.
 Each level reports the share of its wall time the client spent runnable but
 waiting for a CPU (``client_cpu_wait``), which should stay near 0.
 
@@ -147,7 +147,7 @@ def lower_session_priority(pid: int, nice: int) -> str:
 
     With autogroup scheduling (Linux's default on desktops and many VMs), nice
     values only rank processes of one session against each other, and every
-    session gets an equal share of a core. A server started in its own session
+    session gets an equal share of the CPU. A server started in its own session
     at ``nice`` would still compete with the load generator as an equal, so its
     session's own weight is lowered too.
     """
@@ -346,22 +346,21 @@ def tree_cpu_s(pid: int) -> float:
 
 def wait_until_idle(
     servers: Sequence[Server], busy: float = 0.1, window_s: float = 0.25, timeout_s: float = 15
-) -> float:
-    """Wait until ``servers`` together use under ``busy`` cores; return the seconds waited.
+) -> None:
+    """Wait (at most ``timeout_s``) until ``servers`` together use under ``busy`` cores.
 
     vLLM's engine core keeps polling its worker for a second after its last
     step, at a full core on CPU; a level started meanwhile would share the
     machine with the server measured just before.
     """
-    start = time.monotonic()
     if not servers or not Path("/proc/self/stat").exists():
-        return 0.0
-    while time.monotonic() - start < timeout_s:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         before = sum(tree_cpu_s(s.process.pid) for s in servers)
         time.sleep(window_s)
         if sum(tree_cpu_s(s.process.pid) for s in servers) - before < busy * window_s:
-            break
-    return round(time.monotonic() - start, 2)
+            return
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -530,7 +529,7 @@ def ensure_model(model: Path | str | None, work: Path) -> Path:
     """
     if model is None:
         model = "tiny"
-    if str(model) not in BUILT_MODELS:
+    if str(model) not in BUILT_MODELS or Path(model).is_dir():
         return Path(model)
     shape = str(model)
     folder = work / f"{shape}-clinical"

@@ -562,9 +562,9 @@ class _StallGuard:
     When the time is up while the stream's task waits for a chunk, the task is
     cancelled and the wait raises ``asyncio.TimeoutError``; when it is up
     between chunks, ``expired`` says so. ``asyncio.timeout`` around each wait
-    would do the same with a new timer, and a look-up of the running loop and
-    task, per streamed token: about a tenth of the front end's CPU per request
-    next to vLLM's own server (docs/benchmarks.md).
+    would do the same with a new timer, and look-ups of the running loop and
+    task, per streamed token: about three system calls per token more than
+    vLLM's own server makes (docs/benchmarks.md).
 
     Args:
         seconds: time left for the request.
