@@ -67,6 +67,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil  # installed with accelerate
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -320,28 +321,13 @@ def process_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants that are alive now (Linux ``/proc``); [] off Linux."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile
-        parents.setdefault(ppid, []).append(int(entry.name))
-    if not Path(f"/proc/{pid}").exists():
-        return []
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(parents.get(current, []))
-    return tree
-
-
 def tree_cpu_s(pid: int) -> float:
-    """CPU seconds used so far by ``pid`` and its descendants (0 for what /proc lacks)."""
-    return sum(process_cpu_s(p) or 0.0 for p in process_tree(pid))
+    """CPU seconds used so far by ``pid`` and its descendants (0 for any gone meanwhile)."""
+    try:
+        pids = [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return 0.0
+    return sum(process_cpu_s(p) or 0.0 for p in pids)
 
 
 def wait_until_idle(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -126,3 +127,31 @@ def test_models_are_a_folder_or_a_shape_built_once(tmp_path: Path) -> None:
         assert bench.ensure_model(shape, tmp_path) == tmp_path / f"{shape}-clinical"
     assert bench.ensure_model(None, tmp_path) == tmp_path / "tiny-clinical"
     assert bench.parse_args([]).batch_model == "small"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_tree_cpu_counts_a_busy_grandchild() -> None:
+    bench = _bench_serve()
+    spawn = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', "
+        "\"print('ready', flush=True)\\nwhile True: pass\"], stdout=subprocess.PIPE, text=True)\n"
+        "child.stdout.readline()\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", spawn], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert parent.stdout is not None and parent.stdout.readline() == "ready\n"
+        tree_start, own_start = bench.tree_cpu_s(parent.pid), bench.process_cpu_s(parent.pid)
+        time.sleep(1.0)
+        tree_used = bench.tree_cpu_s(parent.pid) - tree_start
+        own_used = bench.process_cpu_s(parent.pid) - own_start
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait()
+    assert tree_used > 0.2  # the grandchild's spinning counts
+    assert own_used < 0.05
+    assert bench.tree_cpu_s(parent.pid) == 0.0  # gone
