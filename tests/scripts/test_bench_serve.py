@@ -155,3 +155,24 @@ def test_tree_cpu_counts_a_busy_grandchild() -> None:
     assert tree_used > 0.2  # the grandchild's spinning counts
     assert own_used < 0.05
     assert bench.tree_cpu_s(parent.pid) == 0.0  # gone
+
+
+def test_pairs_are_summarized_with_bootstrap_intervals() -> None:
+    bench = _bench_serve()
+    rows = [
+        {"concurrency": 8, "throughput_ratio": r, "added_latency_p50_pct": lat}
+        for r, lat in ((0.8, 10.0), (1.25, -10.0), (1.0, 3.0), (1.0, 1.0))
+    ] + [{"concurrency": 1, "throughput_ratio": 0.97, "added_latency_p50_pct": 2.0}] * 3
+    one, eight = bench.summarize_pairs(rows)
+    assert one == {
+        "concurrency": 1,
+        "pairs": 3,
+        "throughput_ratio": [0.97, 0.97, 0.97],  # identical pairs: no spread
+        "added_latency_p50_pct": [2.0, 2.0, 2.0],
+    }
+    ratio, low, high = eight["throughput_ratio"]
+    assert ratio == 1.0  # geometric: 0.8 and 1.25 cancel
+    assert low < 0.95 < 1.0 < high < 1.25
+    latency, lat_low, lat_high = eight["added_latency_p50_pct"]
+    assert latency == 1.0 and lat_low < 1.0 < lat_high
+    assert bench.summarize_pairs(rows) == [one, eight]  # seeded: the same every run
