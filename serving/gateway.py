@@ -223,6 +223,13 @@ class Gateway:
         """Seconds left of this request's time limit."""
         return self.config.request_timeout_s - (time.perf_counter() - trace.started)
 
+    def timed_out(self) -> RequestTimeoutError:
+        """The 504 of a request that ran past its time limit."""
+        return RequestTimeoutError(
+            f"generation did not finish within {self.config.request_timeout_s:g} s",
+            code="request_timeout",
+        )
+
     # ---------------------------------------------------------------- routing
 
     def authenticate(self, request: Request) -> Caller:
@@ -353,10 +360,7 @@ class Gateway:
             return task.result()
         if watcher in done:
             raise ClientGone()
-        raise RequestTimeoutError(
-            f"generation did not finish within {self.config.request_timeout_s:g} s",
-            code="request_timeout",
-        )
+        raise self.timed_out()
 
     async def _collect(self, request: GenerationRequest, trace: RequestTrace) -> list[list[Any]]:
         """Queue, then run the backend to the end; returns ``[text, finish_reason]`` per choice."""
@@ -519,18 +523,10 @@ class Gateway:
                 trace.saw(chunk)
                 if chunk.text or chunk.finish_reason is not None:
                     yield _sse(chunk_event(kind, request_id, model, created, chunk))
-                if guard.expired or self.remaining(trace) <= 0:
-                    raise RequestTimeoutError(
-                        f"generation did not finish within {self.config.request_timeout_s:g} s",
-                        code="request_timeout",
-                    )
                 try:
                     chunk = await guard.next_chunk(stream)
                 except asyncio.TimeoutError:
-                    raise RequestTimeoutError(
-                        f"generation did not finish within {self.config.request_timeout_s:g} s",
-                        code="request_timeout",
-                    ) from None
+                    raise self.timed_out() from None
         except Exception as exc:
             record.status, record.error_type = error_status(exc)
             if not isinstance(exc, ServingError | ValidationError):
@@ -560,8 +556,8 @@ class _StallGuard:
     """The request's deadline while a stream waits for its next chunk: one timer per request.
 
     When the time is up while the stream's task waits for a chunk, the task is
-    cancelled and the wait raises ``asyncio.TimeoutError``; when it is up
-    between chunks, ``expired`` says so. ``asyncio.timeout`` around each wait
+    cancelled and the wait raises ``asyncio.TimeoutError``; when it was up
+    before the wait began, the wait raises it at once. ``asyncio.timeout`` around each wait
     would do the same with a new timer, and look-ups of the running loop and
     task, per streamed token: about three system calls per token more than
     vLLM's own server makes (docs/benchmarks.md).
@@ -571,11 +567,12 @@ class _StallGuard:
     """
 
     def __init__(self, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
         self._waiting = False
         self.expired = False
-        self._timer = loop.call_at(loop.time() + max(0.0, seconds), self._expire)
+        self._deadline = self._loop.time() + max(0.0, seconds)
+        self._timer = self._loop.call_at(self._deadline, self._expire)
 
     def _expire(self) -> None:
         self.expired = True
@@ -590,7 +587,8 @@ class _StallGuard:
         Raises:
             asyncio.TimeoutError: the deadline passed before the chunk came.
         """
-        if self.expired:
+        # the timer runs on the next loop turn after the deadline; the clock knows already
+        if self.expired or self._loop.time() >= self._deadline:
             raise asyncio.TimeoutError
         self._waiting = True
         try:
