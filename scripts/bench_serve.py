@@ -312,15 +312,12 @@ def runqueue_wait_s() -> float | None:
 
 
 def process_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` (all its threads); None off Linux."""
+    """User + system CPU seconds of process ``pid`` (all its threads); None once it is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
         return None
-    # The fields after the parenthesised command name start at field 3 (state);
-    # utime and stime are fields 14 and 15, in clock ticks.
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return times.user + times.system
 
 
 def tree_cpu_s(pid: int) -> float:
