@@ -93,9 +93,10 @@ class ModelSection(_Section):
     )
     dtype: Dtype = Field(
         "auto",
-        description="Precision of weights and compute. auto: bf16 or fp16 when the "
-        "checkpoint's config says so, else fp32. bf16 is the choice on modern GPUs and works "
-        "on CPU; fp16 needs a GPU (loss scaling).",
+        description="Precision of weights and compute. auto: on a GPU, bf16 or fp16 when the "
+        "checkpoint's config says so, else fp32; on CPU, bf16 where the CPU has native bf16 "
+        "(AVX512-BF16 or AMX), else fp32. bf16 is the choice on modern GPUs and such CPUs; "
+        "fp16 needs a GPU (loss scaling).",
     )
     attn_implementation: AttnImplementation = Field(
         "sdpa",

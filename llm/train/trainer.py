@@ -347,7 +347,7 @@ def run_training(recipe: Recipe, *, resume: bool = False) -> TrainingResult:
         has_eval=recipe.data.eval_split is not None,
     )
     set_seed(recipe.training.seed)  # adapter initialisation and dropout
-    loaded = load_model(recipe, precision=precision)
+    loaded = load_model(recipe, precision=precision, deepspeed=deepspeed is not None)
     data = _training_data(recipe, loaded)
     sparse_logits = recipe.training.sparse_logits
     if sparse_logits and not accepts_logits_to_keep(loaded.model):

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from llm.errors import BadInputError
+from llm.train import model_setup
 from llm.train.callbacks import (
     NUM_REAL_TOKENS,
     STOP_AFTER_STEP_ENV,
@@ -173,18 +174,46 @@ def test_no_cadence_means_no_periodic_eval_or_save(tmp_path: Path) -> None:
     assert args.report_to == [] or args.report_to == ["none"]
 
 
-def test_precision_auto_is_fp32_on_cpu_and_explicit_bf16_is_kept(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_precision_auto_on_cpu_follows_the_hardware_and_explicit_values_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native_bf16: bool
 ) -> None:
     monkeypatch.setenv("ACCELERATE_USE_CPU", "true")
+    monkeypatch.setattr(model_setup, "cpu_has_native_bf16", lambda: native_bf16)
     auto = _recipe(tmp_path)
-    assert training_precision(auto, {"torch_dtype": "bfloat16"}) == "fp32"
-    assert training_precision(auto, {}) == "fp32"
+    expected = "bf16" if native_bf16 else "fp32"
+    assert training_precision(auto, {"torch_dtype": "bfloat16"}) == expected
+    assert training_precision(auto, {"torch_dtype": "float32"}) == expected
+    assert training_precision(auto, {}) == expected
     bf16 = _recipe(tmp_path, "model.dtype=bf16")
     assert training_precision(bf16, {"torch_dtype": "float32"}) == "bf16"
+    fp32 = _recipe(tmp_path, "model.dtype=fp32")
+    assert training_precision(fp32, {"torch_dtype": "bfloat16"}) == "fp32"
     fp16 = _recipe(tmp_path, "model.dtype=fp16")
     with pytest.raises(BadInputError, match="fp16 needs a CUDA GPU"):
         training_precision(fp16, {})
+
+
+def test_cast_trainable_puts_adapters_and_saved_modules_in_one_dtype_over_a_bf16_base() -> None:
+    from peft import LoraConfig, get_peft_model
+
+    base = tiny_llama(64, "sdpa").to(torch.bfloat16)
+    config = LoraConfig(r=4, target_modules=["q_proj"], modules_to_save=["lm_head"])
+    model = get_peft_model(base, config)
+    head = [p for n, p in model.named_parameters() if "modules_to_save" in n]
+    lora = [p for n, p in model.named_parameters() if "lora_" in n]
+    assert head and all(p.dtype == torch.bfloat16 for p in head)  # peft leaves them 16-bit
+    assert lora and all(p.dtype == torch.float32 for p in lora)  # and makes these fp32
+
+    assert model_setup.cast_trainable(model, torch.float32) == sum(p.numel() for p in head)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert all(p.dtype == torch.float32 for p in trainable)
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    assert frozen and all(p.dtype == torch.bfloat16 for p in frozen)
+
+    # under DeepSpeed: one 16-bit dtype (ZeRO-3 asserts it), the engine keeps fp32 masters
+    assert model_setup.cast_trainable(model, torch.bfloat16) == sum(p.numel() for p in trainable)
+    assert all(p.dtype == torch.bfloat16 for p in model.parameters())
 
 
 # ---------------------------------------------------------------- resume rules
