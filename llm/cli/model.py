@@ -61,6 +61,12 @@ def init(
         "measured 1.7x faster than one on a quiet 2-core machine). Use 1 on a machine busy "
         "with other work, where one was measured 3x faster than two.",
     ),
+    bf16: bool | None = typer.Option(
+        None,
+        "--bf16/--fp32",
+        help="Matmuls of the pretraining steps in bf16 autocast (weights stay fp32). Default: "
+        "bf16 where the device has native bf16 (CUDA; CPUs with AVX512-BF16 or AMX), else fp32.",
+    ),
     exclude_eval_patients_of: Path | None = typer.Option(
         None,
         "--exclude-eval-patients-of",
@@ -101,6 +107,7 @@ def init(
         seed=seed,
         steps=steps,
         threads=threads or None,
+        bf16=bf16,
         exclude_eval_patients_of=exclude_eval_patients_of,
         **{name: value for name, value in given.items() if value is not None},  # type: ignore[arg-type]
     )
@@ -124,7 +131,8 @@ def init(
     err_console.print(
         f"{manifest['model']['parameters']:,} parameters; loss {run['initial_loss']:.3f} -> "
         f"{run['final_loss']:.3f}; held-out perplexity {run['held_out_perplexity_before']:.1f} "
-        f"-> {run['held_out_perplexity_after']:.1f} in {run['seconds']:.0f} s",
+        f"-> {run['held_out_perplexity_after']:.1f} in {run['seconds']:.0f} s "
+        f"({run['precision']})",
         highlight=False,
         soft_wrap=True,
     )

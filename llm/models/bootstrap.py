@@ -64,6 +64,7 @@ class InitOptions:
     batch_size: int = DEFAULT_BATCH_SIZE
     learning_rate: float = 3e-3
     threads: int | None = None  # None: torch's default, every core
+    bf16: bool | None = None  # None: where the device has native bf16
     # A ``data build`` folder: its validation and test patients are left out of pretraining.
     exclude_eval_patients_of: Path | None = None
 
@@ -126,6 +127,7 @@ def init_base_model(
         learning_rate=options.learning_rate,
         seed=options.seed,
         threads=options.threads,
+        bf16=options.bf16,
     )
     config = llama_config(options.size, tokenizer)
     model = build_llama(config, seed=options.seed)

@@ -56,9 +56,11 @@ def test_lr_warms_up_then_decays_to_the_floor() -> None:
     assert factors[-1] == pytest.approx(0.1, abs=1e-3)
 
 
+@pytest.mark.parametrize("bf16", [False, True])
 def test_pretraining_lowers_training_and_held_out_loss(
     note_records,
     tokenizer: PreTrainedTokenizerFast,  # type: ignore[no-untyped-def]
+    bf16: bool,
 ) -> None:
     corpus = read_note_corpus(note_records)
     ids = sorted(corpus.documents)
@@ -70,7 +72,7 @@ def test_pretraining_lowers_training_and_held_out_loss(
         model,
         blocks,
         held_out,
-        PretrainSettings(steps=12, batch_size=4, learning_rate=3e-3, threads=1),
+        PretrainSettings(steps=12, batch_size=4, learning_rate=3e-3, threads=1, bf16=bf16),
         on_step=lambda step, loss: steps_seen.append(step),
     )
     assert steps_seen == list(range(1, 13))
@@ -81,6 +83,9 @@ def test_pretraining_lowers_training_and_held_out_loss(
     summary = result.to_dict()
     assert summary["loss_curve"][0][0] == 1 and summary["loss_curve"][-1][0] == 12
     assert all(p.device.type == "cpu" for p in model.parameters())
+    # autocast runs the matmuls in bf16; the weights (and what is saved) stay fp32
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert summary["precision"] == ("bf16" if bf16 else "fp32")
 
 
 def test_pretraining_rejects_empty_input(tokenizer: PreTrainedTokenizerFast) -> None:
