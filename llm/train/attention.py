@@ -93,15 +93,23 @@ def varlen_sdpa_attention_forward(
         # (batch, heads, width, d) -> (heads, batch * width, d): rows one after another
         return t.transpose(0, 1).reshape(heads, batch * width, head_dim)
 
-    q, k, v = flat(query), flat(key), flat(value)
+    # Each block goes in as (1, heads, length, d): torch's CPU flash kernel takes 4-D
+    # inputs only, and 3-D ones fall back to the math path (a materialised causal
+    # mask and bmm; measured 1.5x slower fwd+bwd in bf16 at 600 tokens).
+    q, k, v = flat(query).unsqueeze(0), flat(key).unsqueeze(0), flat(value).unsqueeze(0)
     blocks = [
         F.scaled_dot_product_attention(
-            q[:, a:b], k[:, a:b], v[:, a:b], dropout_p=dropout_p, is_causal=True, scale=scaling
+            q[:, :, a:b],
+            k[:, :, a:b],
+            v[:, :, a:b],
+            dropout_p=dropout_p,
+            is_causal=True,
+            scale=scaling,
         )
         for a, b in itertools.pairwise(bounds)
         if b > a
     ]
-    out = torch.cat(blocks, dim=1).reshape(heads, batch, width, head_dim)
+    out = torch.cat(blocks, dim=2).reshape(heads, batch, width, head_dim)
     return out.permute(1, 2, 0, 3).contiguous(), None
 
 
