@@ -39,9 +39,18 @@ def _fresh(folder: Path) -> Path:
     return folder
 
 
+def _reset_accelerate() -> None:
+    # accelerate keeps one process-wide state; each run here may use another precision
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def _plain_trainer(recipe: Any) -> dict[str, Any]:
     """A plain HF Trainer on padded batches (dynamic padding to the longest in each batch)."""
     from transformers import DataCollatorForSeq2Seq, Trainer, set_seed
+
+    _reset_accelerate()
 
     from llm.train.datasets import build_split
     from llm.train.model_setup import base_config, load_model, training_precision
@@ -67,7 +76,7 @@ def _plain_trainer(recipe: Any) -> dict[str, Any]:
     tokens = int(trainer.state.num_input_tokens_seen)
     seconds = float(output.metrics["train_runtime"])
     return {
-        "mode": "plain HF Trainer, padded",
+        "mode": f"plain HF Trainer, padded, {precision}",
         "steps": trainer.state.global_step,
         "real_tokens": tokens,
         "seconds": seconds,
@@ -77,14 +86,17 @@ def _plain_trainer(recipe: Any) -> dict[str, Any]:
 
 
 def _recipe_path(recipe: Any) -> dict[str, Any]:
+    from llm.train.model_setup import base_config, training_precision
     from llm.train.trainer import run_training
 
+    precision = training_precision(recipe, base_config(recipe))
+    _reset_accelerate()
     cpu = time.process_time()
     result = run_training(recipe)
     cpu = time.process_time() - cpu
     seconds = result.tokens_seen / result.tokens_per_second if result.tokens_per_second else 0.0
     return {
-        "mode": "run_training, packed",
+        "mode": f"run_training, packed, {precision}",
         "steps": result.global_step,
         "real_tokens": result.tokens_seen,
         "seconds": seconds,
@@ -111,6 +123,7 @@ def _table(title: str, rows: list[dict[str, Any]]) -> Table:
 def bench_recipe(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """Run both and print the packed / padded ratio of real tokens per second."""
     from llm.train.attention import SDPA_VARLEN
+    from llm.train.model_setup import base_config, training_precision
     from llm.train.recipe import load_recipe
 
     single = ["deepspeed=null", "launch.accelerate_config=null", f"training.max_steps={args.steps}"]
@@ -131,19 +144,39 @@ def bench_recipe(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             f"training.output_dir={_fresh(args.out / 'padded')}",
         ],
     )
-    rows = [_plain_trainer(padded), _recipe_path(packed)]
-    ratio = rows[1]["tokens_per_s"] / rows[0]["tokens_per_s"]
+    rows = [_plain_trainer(padded)]
+    # model.dtype auto may train in bf16 (a CPU with native bf16): the baseline above
+    # shares that precision; a plain Trainer left at its own default trains in fp32.
+    fp32_baseline = (
+        padded.model.dtype == "auto" and training_precision(padded, base_config(padded)) != "fp32"
+    )
+    if fp32_baseline:
+        rows.append(_plain_trainer(padded.model_copy(update={
+            "model": padded.model.model_copy(update={"dtype": "fp32"})})))  # fmt: skip
+    recipe_row = _recipe_path(packed)
+    rows.append(recipe_row)
+    ratio = recipe_row["tokens_per_s"] / rows[0]["tokens_per_s"]
     console.print(_table(f"{args.recipe.name}: {args.steps} steps, micro batch "
                          f"{padded.training.micro_batch_size}, max_length "
                          f"{padded.data.max_length}, attention {attn} / {baseline_attn}",
                          rows))  # fmt: skip
-    console.print(f"run_training (packed) / plain Trainer (padded) real tokens/s: {ratio:.2f}x")
-    return {
+    console.print(
+        "run_training (packed) / plain Trainer (padded), same precision, real tokens/s: "
+        f"{ratio:.2f}x"
+    )
+    report = {
         "recipe": str(args.recipe),
         "overrides": args.overrides,
         "results": rows,
         "ratio": ratio,
     }
+    if fp32_baseline:
+        report["ratio_vs_fp32_trainer"] = recipe_row["tokens_per_s"] / rows[1]["tokens_per_s"]
+        console.print(
+            "run_training (packed, precision auto) / plain Trainer (padded, fp32, its default): "
+            f"{report['ratio_vs_fp32_trainer']:.2f}x"
+        )
+    return report
 
 
 def _launch(argv: list[str], log: Path) -> None:
