@@ -39,7 +39,8 @@ def init(
         None,
         "--steps",
         min=1,
-        help="Pretraining steps (default tiny 500, about 6 minutes on 2 cores; small 200).",
+        help="Pretraining steps (default tiny 500: about 2 minutes on 2 cores with native bf16, "
+        "6 in fp32; small 200).",
     ),
     block_size: int | None = typer.Option(
         None, "--block-size", min=8, help="Tokens per packed training block (default 512)."

@@ -45,8 +45,9 @@ from llm.models.tokenizer import train_bpe_tokenizer
 
 # Default pretraining steps per size. Tiny: 500 steps of 4 x 512 tokens (about
 # 3.5 epochs of a 400-patient demo corpus), measured at 0.67-0.74 s/step on a
-# quiet 2-core CPU (about 6 min): held-out perplexity 4,486 -> 2.7 (60 steps of 256 tokens
-# left it at 211, too weak for the fine-tune to build on; see docs/models.md).
+# quiet 2-core CPU in fp32 (about 6 min; 117 s in bf16 on a CPU with native
+# bf16): held-out perplexity 4,486 -> 2.7 (60 steps of 256 tokens left it at
+# 211, too weak for the fine-tune to build on; see docs/models.md).
 DEFAULT_STEPS: dict[str, int] = {"tiny": 500, "small": 200}
 BASE_MODEL_KIND = "base_model"
 DEFAULT_BLOCK_SIZE = 512
