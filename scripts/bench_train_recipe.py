@@ -50,11 +50,11 @@ def _plain_trainer(recipe: Any) -> dict[str, Any]:
     """A plain HF Trainer on padded batches (dynamic padding to the longest in each batch)."""
     from transformers import DataCollatorForSeq2Seq, Trainer, set_seed
 
-    _reset_accelerate()
-
     from llm.train.datasets import build_split
     from llm.train.model_setup import base_config, load_model, training_precision
     from llm.train.trainer import build_training_arguments
+
+    _reset_accelerate()
 
     precision = training_precision(recipe, base_config(recipe))
     args = build_training_arguments(recipe, precision=precision, deepspeed=None, has_eval=False)
