@@ -273,6 +273,13 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--steps", type=int, default=10, help="optimizer steps per run, with --recipe")
     p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="with --recipe: alternating rounds of the arms (each arm a fresh process); the "
+        "table shows each arm's median",
+    )
+    p.add_argument(
         "--launch",
         action="store_true",
         help="with --recipe: compare 2 processes under DeepSpeed ZeRO-2 with 1 process instead",

@@ -2,7 +2,8 @@
 
 * :func:`bench_recipe`: real (non-pad) tokens/s of ``run_training`` with packing
   vs a plain ``transformers.Trainer`` on right-padded batches, same model,
-  tokenized examples, micro batch and optimizer steps, in one process.
+  tokenized examples, micro batch and optimizer steps; each arm in a fresh
+  process (this file's ``main``), in ``--repeats`` alternating rounds.
 * :func:`bench_launch`: ``llm.train`` under ``accelerate launch`` (2 processes,
   DeepSpeed ZeRO-2) vs one plain process; tokens/s from each run's manifest.
 """
@@ -39,13 +40,6 @@ def _fresh(folder: Path) -> Path:
     return folder
 
 
-def _reset_accelerate() -> None:
-    # accelerate keeps one process-wide state; each run here may use another precision
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
 def _plain_trainer(recipe: Any) -> dict[str, Any]:
     """A plain HF Trainer on padded batches (dynamic padding to the longest in each batch)."""
     from transformers import DataCollatorForSeq2Seq, Trainer, set_seed
@@ -53,8 +47,6 @@ def _plain_trainer(recipe: Any) -> dict[str, Any]:
     from llm.train.datasets import build_split
     from llm.train.model_setup import base_config, load_model, training_precision
     from llm.train.trainer import build_training_arguments
-
-    _reset_accelerate()
 
     precision = training_precision(recipe, base_config(recipe))
     args = build_training_arguments(recipe, precision=precision, deepspeed=None, has_eval=False)
@@ -90,7 +82,6 @@ def _recipe_path(recipe: Any) -> dict[str, Any]:
     from llm.train.trainer import run_training
 
     precision = training_precision(recipe, base_config(recipe))
-    _reset_accelerate()
     cpu = time.process_time()
     result = run_training(recipe)
     cpu = time.process_time() - cpu
@@ -120,61 +111,105 @@ def _table(title: str, rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-def bench_recipe(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    """Run both and print the packed / padded ratio of real tokens per second."""
+ARMS = ("plain", "plain-fp32", "recipe")
+
+
+def _arm_overrides(args: argparse.Namespace, arm: str) -> list[str]:
+    """Recipe overrides of one arm: the plain Trainer pads, the recipe path packs."""
     from llm.train.attention import SDPA_VARLEN
-    from llm.train.model_setup import base_config, training_precision
     from llm.train.recipe import load_recipe
 
     single = ["deepspeed=null", "launch.accelerate_config=null", f"training.max_steps={args.steps}"]
     common = [*args.overrides, *QUIET, *single]
-    packed = load_recipe(
-        args.recipe,
-        [*common, "data.packing=true", f"training.output_dir={_fresh(args.out / 'packed')}"],
-    )
+    if arm == "recipe":
+        return [*common, "data.packing=true", f"training.output_dir={args.out / 'packed'}"]
     # the plain Trainer pads, so it gets sdpa's mask where the recipe runs sdpa_varlen
-    attn = packed.model.attn_implementation
-    baseline_attn = "sdpa" if attn == SDPA_VARLEN else attn
-    padded = load_recipe(
-        args.recipe,
-        [
-            *common,
-            "data.packing=false",
-            f"model.attn_implementation={baseline_attn}",
-            f"training.output_dir={_fresh(args.out / 'padded')}",
-        ],
-    )
-    rows = [_plain_trainer(padded)]
-    # model.dtype auto may train in bf16 (a CPU with native bf16): the baseline above
-    # shares that precision; a plain Trainer left at its own default trains in fp32.
+    attn = load_recipe(args.recipe, [*common, "data.packing=true"]).model.attn_implementation
+    padded = [
+        *common,
+        "data.packing=false",
+        f"model.attn_implementation={'sdpa' if attn == SDPA_VARLEN else attn}",
+        f"training.output_dir={args.out / 'padded'}",
+    ]
+    return [*padded, "model.dtype=fp32"] if arm == "plain-fp32" else padded
+
+
+def run_arm(recipe_path: Path, overrides: list[str], arm: str) -> dict[str, Any]:
+    """One arm in this process: the plain Trainer or ``run_training``, on a fresh folder."""
+    from llm.train.recipe import load_recipe
+
+    recipe = load_recipe(recipe_path, overrides)
+    _fresh(recipe.training.output_dir)
+    return _recipe_path(recipe) if arm == "recipe" else _plain_trainer(recipe)
+
+
+def _arm_in_subprocess(args: argparse.Namespace, arm: str, log: Path) -> dict[str, Any]:
+    # a fresh process per arm: nothing (accelerate's state, the allocator, threads)
+    # carries over from the arm before
+    result = log.with_suffix(".json")
+    argv = [sys.executable, __file__, "--arm", arm, "--recipe", str(args.recipe),
+            "--result", str(result)]  # fmt: skip
+    for item in _arm_overrides(args, arm):
+        argv += ["--set", item]
+    _launch(argv, log)
+    return dict(json.loads(result.read_text()))
+
+
+def bench_recipe(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """The recipe path vs a plain Trainer, each arm in its own process, in alternating rounds.
+
+    The plain Trainer runs at the recipe's precision (the fair comparison) and,
+    when ``model.dtype: auto`` picked bf16 (a CPU with native bf16), once more
+    at fp32, the Trainer's own default. Prints each round and the median of
+    each arm.
+    """
+    from llm.train.model_setup import base_config, training_precision
+    from llm.train.recipe import load_recipe
+
+    padded = load_recipe(args.recipe, _arm_overrides(args, "plain"))
     fp32_baseline = (
         padded.model.dtype == "auto" and training_precision(padded, base_config(padded)) != "fp32"
     )
-    if fp32_baseline:
-        rows.append(_plain_trainer(padded.model_copy(update={
-            "model": padded.model.model_copy(update={"dtype": "fp32"})})))  # fmt: skip
-    recipe_row = _recipe_path(packed)
-    rows.append(recipe_row)
-    ratio = recipe_row["tokens_per_s"] / rows[0]["tokens_per_s"]
+    arms = [a for a in ARMS if fp32_baseline or a != "plain-fp32"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    rounds: list[dict[str, dict[str, Any]]] = []
+    for r in range(args.repeats):
+        rounds.append({a: _arm_in_subprocess(args, a, args.out / f"{a}-{r}.log") for a in arms})
+    # each arm's median round (the lower middle one for an even count), whole row
+    medians = {
+        a: sorted((x[a] for x in rounds), key=lambda row: row["tokens_per_s"])[
+            (len(rounds) - 1) // 2
+        ]
+        for a in arms
+    }
     console.print(_table(f"{args.recipe.name}: {args.steps} steps, micro batch "
                          f"{padded.training.micro_batch_size}, max_length "
-                         f"{padded.data.max_length}, attention {attn} / {baseline_attn}",
-                         rows))  # fmt: skip
+                         f"{padded.data.max_length}; median of {args.repeats} round(s)",
+                         [medians[a] for a in arms]))  # fmt: skip
+    per_round = [x["recipe"]["tokens_per_s"] / x["plain"]["tokens_per_s"] for x in rounds]
+    ratio = medians["recipe"]["tokens_per_s"] / medians["plain"]["tokens_per_s"]
     console.print(
         "run_training (packed) / plain Trainer (padded), same precision, real tokens/s: "
-        f"{ratio:.2f}x"
+        f"{ratio:.2f}x (rounds: {', '.join(f'{x:.2f}' for x in per_round)})"
     )
-    report = {
+    report: dict[str, Any] = {
         "recipe": str(args.recipe),
         "overrides": args.overrides,
-        "results": rows,
+        "rounds": rounds,
+        "results": [medians[a] for a in arms],
         "ratio": ratio,
+        "ratio_per_round": per_round,
     }
     if fp32_baseline:
-        report["ratio_vs_fp32_trainer"] = recipe_row["tokens_per_s"] / rows[1]["tokens_per_s"]
+        vs_fp32 = [x["recipe"]["tokens_per_s"] / x["plain-fp32"]["tokens_per_s"] for x in rounds]
+        report["ratio_vs_fp32_trainer"] = (
+            medians["recipe"]["tokens_per_s"] / medians["plain-fp32"]["tokens_per_s"]
+        )
+        report["ratio_vs_fp32_trainer_per_round"] = vs_fp32
         console.print(
             "run_training (packed, precision auto) / plain Trainer (padded, fp32, its default): "
-            f"{report['ratio_vs_fp32_trainer']:.2f}x"
+            f"{report['ratio_vs_fp32_trainer']:.2f}x (rounds: "
+            f"{', '.join(f'{x:.2f}' for x in vs_fp32)})"
         )
     return report
 
@@ -229,3 +264,22 @@ def bench_launch(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         "results": rows,
         "ratio": ratio,
     }
+
+
+def main() -> None:
+    """One arm of :func:`bench_recipe`, run by it in a fresh process."""
+    from llm.env import set_private_env
+
+    set_private_env()
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--arm", choices=ARMS, required=True)
+    p.add_argument("--recipe", type=Path, required=True)
+    p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument("--result", type=Path, required=True, help="JSON file for the arm's row")
+    args = p.parse_args()
+    row = run_arm(args.recipe, args.overrides, args.arm)
+    args.result.write_text(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
