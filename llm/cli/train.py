@@ -62,13 +62,13 @@ def train(
     loaded = load_recipe(recipe, overrides)
     if dry_run:
         from llm.train.dry_run import dry_run as run_dry
-        from llm.train.dry_run import render_report
+        from llm.train.dry_run import render_report, short_count
 
         with err_console.status("building the model on the meta device"):
             report = run_dry(loaded)
         out_console.print(render_report(report))
         print_summary(
-            f"dry run of {recipe}: {report.base_params / 1e9:.2f}B parameters, "
+            f"dry run of {recipe}: {short_count(report.base_params)} parameters, "
             f"{report.trainable_params:,} trainable, "
             f"{report.model_states[-1].per_gpu_bytes / 2**30:.1f} GiB model states per GPU "
             f"(world size {report.world_size}); nothing trained"

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llm.errors import BadInputError
+from llm.hardware import cpu_has_native_bf16
 from llm.train.distributed import offloads, read_accelerate_config, read_json_config, zero_stage
 from llm.train.recipe import Recipe, resolve_dtype
 
@@ -300,6 +301,14 @@ def activation_estimate(
     return total, formula
 
 
+def short_count(n: int) -> str:
+    """``8.03 B``, ``30.3 M``, ``4.2 k``: a parameter count at a glance."""
+    for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return str(n)
+
+
 def dry_run(recipe: Recipe) -> DryRunReport:
     """Build the recipe's model on the meta device and estimate what training it needs.
 
@@ -332,9 +341,11 @@ def dry_run(recipe: Recipe) -> DryRunReport:
         total = sum(p.numel() for p in model.parameters())
 
     world, nodes = 1, 1
+    on_cpu = False
     if recipe.launch.accelerate_config is not None:
         launch = read_accelerate_config(recipe.launch.accelerate_config)
         world, nodes = launch.num_processes, launch.num_machines
+        on_cpu = launch.use_cpu
     stage: int | None = None
     off_opt = off_param = False
     if recipe.deepspeed is not None:
@@ -343,6 +354,13 @@ def dry_run(recipe: Recipe) -> DryRunReport:
         off_opt, off_param = offloads(ds_config)
 
     precision = resolve_dtype(recipe.model.dtype, raw)
+    if on_cpu and recipe.model.dtype == "auto":
+        # a CPU launch config: auto picks by this machine's CPU, as training will
+        precision = "bf16" if cpu_has_native_bf16() else "fp32"
+        notes.append(
+            f"model.dtype auto on a CPU launch: {precision} on this machine (bf16 where the CPU "
+            "has AVX512-BF16 or AMX)"
+        )
     frozen_kind = "nf4" if recipe.method.kind == "qlora" else precision
     states = model_state_estimates(
         total_params=total,
@@ -415,7 +433,7 @@ def render_report(report: DryRunReport) -> Table:
     rows = [
         ("model config", str(report.model_config)),
         ("precision", report.precision),
-        ("base parameters", f"{report.base_params:,} ({report.base_params / 1e9:.2f} B)"),
+        ("base parameters", f"{report.base_params:,} ({short_count(report.base_params)})"),
     ]
     if report.method != "full":
         rows.append(("parameters with adapters", f"{report.total_params:,}"))

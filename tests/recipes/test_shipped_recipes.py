@@ -107,7 +107,7 @@ def test_cli_dry_run_of_the_8b_recipe(capsys: pytest.CaptureFixture[str]) -> Non
     assert "8,030,261,248" in out
     assert "4 × 4 × 8 × 2048 = 262,144" in out
     summary = out.strip().splitlines()[-1]
-    assert summary.startswith("dry run of recipes/llama-3.1-8b-lora-zero2.yaml: 8.03B parameters")
+    assert summary.startswith("dry run of recipes/llama-3.1-8b-lora-zero2.yaml: 8.03 B parameters")
     assert "41,943,040 trainable" in summary
 
 

@@ -10,7 +10,13 @@ import pytest
 import yaml
 
 from llm.errors import BadInputError
-from llm.train.dry_run import activation_estimate, dry_run, model_state_estimates, render_report
+from llm.train.dry_run import (
+    activation_estimate,
+    dry_run,
+    model_state_estimates,
+    render_report,
+    short_count,
+)
 from llm.train.recipe import Recipe, load_recipe
 
 REPO = Path(__file__).resolve().parents[2]
@@ -257,3 +263,24 @@ def test_report_renders_as_a_table() -> None:
     text = console.export_text()
     assert "8,030,261,248" in text and "ROUGH estimate" in text and "524,288" in text
     assert json.dumps(report.to_dict())  # plain JSON types
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_recipe_with_dtype_auto_reports_the_precision_this_cpu_trains_in(
+    monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    from llm.train import dry_run as dry_run_module
+
+    monkeypatch.setattr(dry_run_module, "cpu_has_native_bf16", lambda: native)
+    recipe = repo_recipe("tiny-lora-cpu.yaml", ["model.base=null", f"model.config={LLAMA_8B}"])
+    report = dry_run(recipe)
+    assert report.precision == ("bf16" if native else "fp32")
+    assert any("model.dtype auto on a CPU launch" in note for note in report.notes)
+
+
+def test_short_count_scales_to_the_largest_unit() -> None:
+    assert short_count(8_030_261_248) == "8.03 B"
+    assert short_count(30_301_696) == "30.3 M"
+    assert short_count(4_999_424) == "5 M"
+    assert short_count(4_200) == "4.2 k"
+    assert short_count(12) == "12"
