@@ -28,6 +28,11 @@ def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return False
 
 
+def cpu_auto_precision() -> str:
+    """What ``model.dtype: auto`` trains in on this CPU: ``bf16`` where native, else ``fp32``."""
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
 def native_bf16(device: str) -> bool:
     """bf16 compute is native on ``device`` (``"cuda"`` or ``"cpu"``)."""
     if device == "cuda":

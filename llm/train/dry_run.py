@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llm.errors import BadInputError
-from llm.hardware import cpu_has_native_bf16
+from llm.hardware import cpu_auto_precision
 from llm.train.distributed import offloads, read_accelerate_config, read_json_config, zero_stage
 from llm.train.recipe import Recipe, resolve_dtype
 
@@ -356,7 +356,7 @@ def dry_run(recipe: Recipe) -> DryRunReport:
     precision = resolve_dtype(recipe.model.dtype, raw)
     if on_cpu and recipe.model.dtype == "auto":
         # a CPU launch config: auto picks by this machine's CPU, as training will
-        precision = "bf16" if cpu_has_native_bf16() else "fp32"
+        precision = cpu_auto_precision()
         notes.append(
             f"model.dtype auto on a CPU launch: {precision} on this machine (bf16 where the CPU "
             "has AVX512-BF16 or AMX)"

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from llm.errors import BadInputError
-from llm.hardware import cpu_has_native_bf16
+from llm.hardware import cpu_auto_precision
 from llm.train.attention import SDPA_VARLEN, register_varlen_sdpa
 from llm.train.distributed import is_cpu_run
 from llm.train.recipe import Recipe, resolve_dtype
@@ -94,7 +94,7 @@ def training_precision(recipe: Recipe, config: dict[str, Any]) -> str:
     resolved = resolve_dtype(recipe.model.dtype, config)
     on_gpu = torch.cuda.is_available() and not is_cpu_run()
     if recipe.model.dtype == "auto" and not on_gpu:
-        chosen = "bf16" if cpu_has_native_bf16() else "fp32"
+        chosen = cpu_auto_precision()
         log.info("model.dtype auto on CPU: %s (native bf16: %s)", chosen, chosen == "bf16")
         return chosen
     if resolved == "fp16" and not on_gpu:

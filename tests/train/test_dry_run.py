@@ -269,9 +269,9 @@ def test_report_renders_as_a_table() -> None:
 def test_cpu_recipe_with_dtype_auto_reports_the_precision_this_cpu_trains_in(
     monkeypatch: pytest.MonkeyPatch, native: bool
 ) -> None:
-    from llm.train import dry_run as dry_run_module
+    from llm import hardware
 
-    monkeypatch.setattr(dry_run_module, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native)
     recipe = repo_recipe("tiny-lora-cpu.yaml", ["model.base=null", f"model.config={LLAMA_8B}"])
     report = dry_run(recipe)
     assert report.precision == ("bf16" if native else "fp32")

@@ -12,6 +12,7 @@ import datasets
 import pytest
 import torch
 
+from llm import hardware
 from llm.errors import BadInputError
 from llm.train import model_setup
 from llm.train.callbacks import (
@@ -179,7 +180,7 @@ def test_precision_auto_on_cpu_follows_the_hardware_and_explicit_values_are_kept
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native_bf16: bool
 ) -> None:
     monkeypatch.setenv("ACCELERATE_USE_CPU", "true")
-    monkeypatch.setattr(model_setup, "cpu_has_native_bf16", lambda: native_bf16)
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native_bf16)
     auto = _recipe(tmp_path)
     expected = "bf16" if native_bf16 else "fp32"
     assert training_precision(auto, {"torch_dtype": "bfloat16"}) == expected
