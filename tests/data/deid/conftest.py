@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +106,20 @@ def phi_strings() -> list[str]:
                 s, e = first_span(text, phi)
                 out.append(text[s:e])
     return out
+
+
+def leaked_phi(text: str) -> list[str]:
+    """The PHI values of :func:`phi_strings` that ``text`` holds as whole tokens.
+
+    A value counts where it stands alone, not inside a longer number or word:
+    the age "92" leaks in "92-year-old" or "age 92", not in a timing "0.92 s" or
+    a count "1920" that a log line happens to print.
+    """
+    return [
+        phi
+        for phi in phi_strings()
+        if re.search(rf"(?<![0-9A-Za-z.]){re.escape(phi)}(?![0-9A-Za-z])", text)
+    ]
 
 
 def make_dicom(path: Path, *, patient_name: str, patient_id: str) -> np.ndarray:
