@@ -143,13 +143,13 @@ def run_arm(recipe_path: Path, overrides: list[str], arm: str) -> dict[str, Any]
     return _recipe_path(recipe) if arm == "recipe" else _plain_trainer(recipe)
 
 
-def _arm_in_subprocess(args: argparse.Namespace, arm: str, log: Path) -> dict[str, Any]:
+def _arm_in_subprocess(recipe: Path, arm: str, overrides: list[str], log: Path) -> dict[str, Any]:
     # a fresh process per arm: nothing (accelerate's state, the allocator, threads)
     # carries over from the arm before
     result = log.with_suffix(".json")
-    argv = [sys.executable, __file__, "--arm", arm, "--recipe", str(args.recipe),
+    argv = [sys.executable, __file__, "--arm", arm, "--recipe", str(recipe),
             "--result", str(result)]  # fmt: skip
-    for item in _arm_overrides(args, arm):
+    for item in overrides:
         argv += ["--set", item]
     _launch(argv, log)
     return dict(json.loads(result.read_text()))
@@ -166,15 +166,20 @@ def bench_recipe(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from llm.train.model_setup import base_config, training_precision
     from llm.train.recipe import load_recipe
 
-    padded = load_recipe(args.recipe, _arm_overrides(args, "plain"))
+    overrides = {a: _arm_overrides(args, a) for a in ARMS}
+    padded = load_recipe(args.recipe, overrides["plain"])
     fp32_baseline = (
         padded.model.dtype == "auto" and training_precision(padded, base_config(padded)) != "fp32"
     )
     arms = [a for a in ARMS if fp32_baseline or a != "plain-fp32"]
     args.out.mkdir(parents=True, exist_ok=True)
-    rounds: list[dict[str, dict[str, Any]]] = []
-    for r in range(args.repeats):
-        rounds.append({a: _arm_in_subprocess(args, a, args.out / f"{a}-{r}.log") for a in arms})
+    rounds = [
+        {
+            a: _arm_in_subprocess(args.recipe, a, overrides[a], args.out / f"{a}-{r}.log")
+            for a in arms
+        }
+        for r in range(args.repeats)
+    ]
     # each arm's median round (the lower middle one for an even count), whole row
     medians = {
         a: sorted((x[a] for x in rounds), key=lambda row: row["tokens_per_s"])[
@@ -186,30 +191,24 @@ def bench_recipe(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                          f"{padded.training.micro_batch_size}, max_length "
                          f"{padded.data.max_length}; median of {args.repeats} round(s)",
                          [medians[a] for a in arms]))  # fmt: skip
-    per_round = [x["recipe"]["tokens_per_s"] / x["plain"]["tokens_per_s"] for x in rounds]
-    ratio = medians["recipe"]["tokens_per_s"] / medians["plain"]["tokens_per_s"]
-    console.print(
-        "run_training (packed) / plain Trainer (padded), same precision, real tokens/s: "
-        f"{ratio:.2f}x (rounds: {', '.join(f'{x:.2f}' for x in per_round)})"
-    )
     report: dict[str, Any] = {
         "recipe": str(args.recipe),
         "overrides": args.overrides,
         "rounds": rounds,
         "results": [medians[a] for a in arms],
-        "ratio": ratio,
-        "ratio_per_round": per_round,
     }
-    if fp32_baseline:
-        vs_fp32 = [x["recipe"]["tokens_per_s"] / x["plain-fp32"]["tokens_per_s"] for x in rounds]
-        report["ratio_vs_fp32_trainer"] = (
-            medians["recipe"]["tokens_per_s"] / medians["plain-fp32"]["tokens_per_s"]
-        )
-        report["ratio_vs_fp32_trainer_per_round"] = vs_fp32
+    for baseline, key, label in (
+        ("plain", "ratio", "plain Trainer (padded), same precision"),
+        ("plain-fp32", "ratio_vs_fp32_trainer", "plain Trainer (padded, fp32, its default)"),
+    ):
+        if baseline not in arms:
+            continue
+        per_round = [x["recipe"]["tokens_per_s"] / x[baseline]["tokens_per_s"] for x in rounds]
+        report[key] = medians["recipe"]["tokens_per_s"] / medians[baseline]["tokens_per_s"]
+        report[f"{key}_per_round"] = per_round
         console.print(
-            "run_training (packed, precision auto) / plain Trainer (padded, fp32, its default): "
-            f"{report['ratio_vs_fp32_trainer']:.2f}x (rounds: "
-            f"{', '.join(f'{x:.2f}' for x in vs_fp32)})"
+            f"run_training (packed) / {label}, real tokens/s: {report[key]:.2f}x "
+            f"(rounds: {', '.join(f'{x:.2f}' for x in per_round)})"
         )
     return report
 
