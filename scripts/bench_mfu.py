@@ -36,7 +36,6 @@ import json
 import math
 import os
 import random
-import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ from typing import Any
 import torch
 
 from llm.models.tiny import SHAPES as TINY_SHAPES
+from llm.net import free_port
 from llm.train.attention import SDPA_VARLEN, register_varlen_sdpa
 from llm.train.packing import PackedCollator, plan_packing
 
@@ -110,12 +110,6 @@ def packed_rows(n_rows: int, seq_len: int, vocab: int, seed: int) -> list[dict[s
 def matmul_params(model: torch.nn.Module) -> int:
     """Weights that multiply every token: all ``nn.Linear`` weights (the tied head included)."""
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def parse_args() -> argparse.Namespace:

@@ -14,7 +14,7 @@ number of clients, after a warm-up, and measures per configuration:
 - time per output token (TPOT, after the first) p50,
 - CPU time of the server's front process (the one that takes HTTP requests,
   tokenizes and streams: the gateway, or vLLM's API server; its engine runs in
-  child processes) per request, from /proc on Linux. At one client it is the
+  child processes) per request, from psutil. At one client it is the
   front end's own cost per request. With more clients it also falls as more
   requests share each engine step (one output message per step), so compare
   it only between levels of about the same throughput.
@@ -59,7 +59,6 @@ import os
 import platform
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -71,6 +70,8 @@ from typing import Any
 import httpx
 import psutil  # installed with accelerate
 import yaml
+
+from llm.net import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -97,13 +98,6 @@ PROMPTS = (
 
 
 # ---------------------------------------------------------------- servers
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def private_env(work: Path) -> dict[str, str]:
@@ -338,7 +332,7 @@ def wait_until_idle(
     step, at a full core on CPU; a level started meanwhile would share the
     machine with the server measured just before.
     """
-    if not servers or not Path("/proc/self/stat").exists():
+    if not servers:
         return
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -29,6 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from llm.models.loading import load_causal_lm
+from llm.net import free_port
 
 MODEL_NAME = "tiny-double"
 
@@ -137,7 +138,4 @@ def serve(model_dir: Path) -> Iterator[tuple[str, ServerState]]:
 
 def free_port_url() -> str:
     """A ``/v1`` URL on a local port where nothing listens (an endpoint that is down)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+    return f"http://127.0.0.1:{free_port()}/v1"

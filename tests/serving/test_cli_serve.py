@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import openai
 import pytest
 
 from llm.cli import main
+from llm.net import free_port
 from serving.config import load_serve_config
 from serving.keys import load_key_file
 from tests.serving.conftest import FakeBackend, LiveGateway
@@ -75,12 +75,6 @@ def test_keygen_writes_hash_and_prints_key_once(
     assert main(["serve", "keygen", "--id", "app", "--keys-file", str(keys)]) == 2
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_serve_process_answers_openai_client(
     live_gateway: LiveGateway, fake_backend: FakeBackend, tmp_path: Path
@@ -100,7 +94,7 @@ def test_serve_process_answers_openai_client(
         capture_output=True,
         text=True,
     ).stdout.splitlines()[0]
-    port = _free_port()
+    port = free_port()
     audit = tmp_path / "audit.jsonl"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("CLINICAL_LLM_API_KEYS", None)

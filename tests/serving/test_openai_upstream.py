@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
+from llm.net import free_port
 from serving.backends.base import BackendSettings
 from serving.backends.openai_backend import OpenAIUpstreamBackend, upstream_error
 from serving.errors import BackendUnavailableError, OverloadedError
@@ -113,10 +113,7 @@ def test_upstream_down_is_503(live_gateway: LiveGateway, fake_backend: FakeBacke
 def test_start_fails_when_upstream_is_down_or_lacks_the_model(
     live_gateway: LiveGateway, fake_backend: FakeBackend
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    dead = BackendSettings(model_name="clinic", model_path=f"http://127.0.0.1:{port}/v1")
+    dead = BackendSettings(model_name="clinic", model_path=f"http://127.0.0.1:{free_port()}/v1")
     with pytest.raises(RuntimeError, match="failed to start"):
         live_gateway("openai", dead)
     upstream = live_gateway(fake_backend)

@@ -21,6 +21,7 @@ pytest.importorskip("tritonclient.grpc.aio")
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from llm.net import free_port
 from serving.backends.base import (
     BackendSettings,
     GenerationChunk,
@@ -32,7 +33,6 @@ from serving.errors import BackendUnavailableError, BadRequestError
 from tests.serving.backends.triton_fixtures import (  # noqa: F401
     MODEL_NAME,
     TritonServer,
-    free_port,
     triton_repository,
     triton_server,
 )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pytest
 from filelock import FileLock
 
 from llm.export.triton import export_triton
+from llm.net import free_port
 from tests.train.fixtures import session_dir
 
 REPO = Path(__file__).resolve().parents[3]
@@ -44,14 +44,6 @@ class TritonServer:
     log: Path
     start_seconds: float
     process: subprocess.Popen[bytes]
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def ensure_venv(tmp_path_factory: pytest.TempPathFactory) -> float:
