@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.scripts.fixtures import run_script
 
 
 def test_tiny_run_reports_consistent_figures(tmp_path: Path) -> None:
-    out = tmp_path / "mfu.json"
-    argv = [
-        sys.executable,
-        str(REPO / "scripts/bench_mfu.py"),
+    args = [
         *("--shape", "tiny", "--steps", "3", "--warmup", "1", "--micro-batch", "2"),
         *("--seq-len", "128", "--no-deepspeed", "--peak-tflops", "2.0"),
-        *("--out", str(tmp_path / "trainer"), "--json", str(out)),
+        *("--out", str(tmp_path / "trainer")),
     ]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    report = json.loads(out.read_text())
+    report = run_script("bench_mfu", args, tmp_path / "mfu.json")
     # 4 layers x (q 256x256 + k, v 256x128 + o 256x256 + gate, up, down 256x688) + head 256x4096
     assert report["matmul_parameters"] == 4 * (2 * 256 * 256 + 2 * 256 * 128 + 3 * 256 * 688) + (
         256 * 4096

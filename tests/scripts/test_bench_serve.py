@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _bench_serve() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_serve", REPO / "scripts/bench_serve.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_serve"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts.fixtures import load_script
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_process_cpu_counts_a_busy_child_not_an_idle_one() -> None:
-    bench = _bench_serve()
+    bench = load_script("bench_serve")
     ready = "print('ready', flush=True)\n"
     busy, idle = (
         subprocess.Popen([sys.executable, "-c", ready + body], stdout=subprocess.PIPE, text=True)
@@ -53,7 +42,7 @@ def test_process_cpu_counts_a_busy_child_not_an_idle_one() -> None:
 
 
 def test_process_cpu_of_a_gone_process_is_none() -> None:
-    bench = _bench_serve()
+    bench = load_script("bench_serve")
     done = subprocess.Popen([sys.executable, "-c", "pass"])
     done.wait()
     assert bench.process_cpu_s(done.pid) is None
@@ -61,7 +50,7 @@ def test_process_cpu_of_a_gone_process_is_none() -> None:
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
 def test_client_cpu_wait_grows_when_a_spinner_shares_the_core() -> None:
-    bench = _bench_serve()
+    bench = load_script("bench_serve")
     if bench.runqueue_wait_s() is None:
         pytest.skip("no /proc/self/schedstat (kernel without scheduler statistics)")
     cpu = min(os.sched_getaffinity(0))
@@ -100,7 +89,7 @@ def test_client_cpu_wait_grows_when_a_spinner_shares_the_core() -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_server_starts_at_the_nice_value_asked_for(tmp_path: Path) -> None:
-    bench = _bench_serve()
+    bench = load_script("bench_serve")
     root = tmp_path / "root"
     (root / "v1").mkdir(parents=True)
     (root / "v1" / "models").write_text("{}")  # what start_server polls for
@@ -123,7 +112,7 @@ def test_a_server_starts_at_the_nice_value_asked_for(tmp_path: Path) -> None:
 
 
 def test_models_are_a_folder_or_a_shape_built_once(tmp_path: Path) -> None:
-    bench = _bench_serve()
+    bench = load_script("bench_serve")
     assert bench.ensure_model(Path("/models/mine"), tmp_path) == Path("/models/mine")
     for shape in ("tiny", "small"):  # already built: reused, nothing runs
         (tmp_path / f"{shape}-clinical").mkdir()
@@ -135,7 +124,7 @@ def test_models_are_a_folder_or_a_shape_built_once(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_tree_cpu_counts_a_busy_grandchild() -> None:
-    bench = _bench_serve()
+    bench = load_script("bench_serve")
     spawn = (
         "import subprocess, sys, time\n"
         "child = subprocess.Popen([sys.executable, '-c', "
@@ -162,7 +151,7 @@ def test_tree_cpu_counts_a_busy_grandchild() -> None:
 
 
 def test_pairs_are_summarized_with_bootstrap_intervals() -> None:
-    bench = _bench_serve()
+    bench = load_script("bench_serve")
     rows = [
         {"concurrency": 8, "throughput_ratio": r, "added_latency_p50_pct": lat}
         for r, lat in ((0.8, 10.0), (1.25, -10.0), (1.0, 3.0), (1.0, 1.0))

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 from llm.train.datasets import dataset_provenance, load_task_split
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _bench_train() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_train", REPO / "scripts/bench_train.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_train"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts.fixtures import load_script, run_script
 
 
 def test_synthetic_chats_spread_their_lengths_and_load_as_a_task_dataset(tmp_path: Path) -> None:
-    bench = _bench_train()
+    bench = load_script("bench_train")
     rows = bench.synthetic_chats(200, max_length=1024, seed=3)
     words = sorted(len(r["messages"][1]["content"].split()) for r in rows)
     assert words[len(words) // 10] * 3 < words[9 * len(words) // 10]  # p90 over 3x p10
@@ -39,16 +24,8 @@ def test_synthetic_chats_spread_their_lengths_and_load_as_a_task_dataset(tmp_pat
 
 
 def test_step_loop_comparison_reports_both_modes(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    argv = [
-        sys.executable,
-        str(REPO / "scripts/bench_train.py"),
-        *("--examples", "48", "--max-length", "256", "--batch-size", "4", "--warmup", "1"),
-        *("--json", str(out)),
-    ]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    report = json.loads(out.read_text())
+    args = ["--examples", "48", "--max-length", "256", "--batch-size", "4", "--warmup", "1"]
+    report = run_script("bench_train", args, tmp_path / "bench.json")
     padded, packed = report["results"]
     assert (padded["mode"], packed["mode"]) == ("padded", "packed")
     assert report["tokenize"]["read"] == 48 == report["tokenize"]["used"]
