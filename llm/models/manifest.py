@@ -22,7 +22,7 @@ __all__ = [
     "write_manifest",
 ]
 
-LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "accelerate", "numpy")
+LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "accelerate", "numpy", "gguf")
 
 
 def library_versions() -> dict[str, str | None]:

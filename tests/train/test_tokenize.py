@@ -21,6 +21,7 @@ from llm.train.tokenize import (
     tokenize_chat,
     tokenize_dataset,
 )
+from tests.real_model import smollm2  # noqa: F401  (fixture)
 
 SYSTEM = "You are a clinical assistant. Answer with exactly one of: yes, no."
 NOTE = "CHIEF COMPLAINT: cough and fever for three days. HISTORY: 71 year old woman with COPD."
@@ -224,3 +225,37 @@ def test_tokenize_dataset_names_the_bad_row(chat_tokenizer: Any) -> None:
     ]
     with pytest.raises(BadInputError, match=r"train row 1 \(id b\): messages\[0\]\.role"):
         tokenize_dataset(Dataset.from_list(rows), chat_tokenizer, max_length=512, split="train")
+
+
+@pytest.mark.slow
+def test_smollm2_chatml_trains_exactly_each_answer_and_its_im_end(smollm2: Any) -> None:  # noqa: F811
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(smollm2, local_files_only=True)
+    messages = [
+        *three_turns("no"),
+        {"role": "user", "content": "And the primary diagnosis?"},
+        {"role": "assistant", "content": "heart failure"},
+    ]
+    out = tokenize_chat(messages, tok, max_length=512)
+    assert out["status"] == OK
+
+    def encode(text: str) -> list[int]:
+        return list(tok(text, add_special_tokens=False)["input_ids"])
+
+    full = tok.apply_chat_template(messages, tokenize=False)
+    assert out["input_ids"] == encode(full)
+    # Each answer's span, found from text prefixes, independently of the template's tags.
+    expected = [IGNORE_INDEX] * len(out["input_ids"])
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        before = tok.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
+        start, end = len(encode(before)), len(encode(before + message["content"] + "<|im_end|>"))
+        assert tok.decode(out["input_ids"][start:end]) == message["content"] + "<|im_end|>"
+        expected[start:end] = out["input_ids"][start:end]
+    assert out["labels"] == expected
+    trained = [t for t in out["labels"] if t != IGNORE_INDEX]
+    assert tok.decode(trained) == "no<|im_end|>heart failure<|im_end|>"
+    # the newline after <|im_end|> and the next turn's header are not trained
+    assert out["labels"][-1] == IGNORE_INDEX
