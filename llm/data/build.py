@@ -26,7 +26,7 @@ import math
 import random
 import shutil
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +42,7 @@ from llm.manifest import file_sha256, git_commit, library_versions
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
+DEFAULT_SPLIT_SEED = 0
 MANIFEST_KIND = "clinical-llm task datasets"
 MISSING_STRATUM = "<missing>"
 PATIENT_SPLITS_FILE = "patient_splits.json"
@@ -139,9 +140,30 @@ def assign_splits(
     Returns:
         ``{patient_id: split name}``.
     """
+    return assign_patient_splits(
+        {record.patient_id: record.labels.primary_diagnosis for record in records},
+        proportions,
+        seed,
+    )
+
+
+def assign_patient_splits(
+    diagnosis_of: Mapping[str, str | None], proportions: Sequence[float], seed: int
+) -> dict[str, str]:
+    """:func:`assign_splits` from each patient's primary diagnosis alone.
+
+    Args:
+        diagnosis_of: patient id -> ``labels.primary_diagnosis`` (None when missing),
+            for every patient of the records.
+        proportions: train, validation, test shares.
+        seed: the shuffle seed.
+
+    Returns:
+        ``{patient_id: split name}``.
+    """
     strata: dict[str, list[str]] = defaultdict(list)
-    for record in records:
-        strata[record.labels.primary_diagnosis or MISSING_STRATUM].append(record.patient_id)
+    for patient_id, diagnosis in diagnosis_of.items():
+        strata[diagnosis or MISSING_STRATUM].append(patient_id)
     rng = random.Random(seed)
     assigned = [0] * len(SPLITS)
     seen = 0
@@ -426,7 +448,7 @@ def build_task_datasets(
     out: Path,
     *,
     split: Sequence[float] = DEFAULT_SPLIT,
-    seed: int = 0,
+    seed: int = DEFAULT_SPLIT_SEED,
     skip_invalid: bool = False,
     rejects: Path | None = None,
     progress: Progress | None = None,

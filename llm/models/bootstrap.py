@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from llm import __version__
-from llm.data.build import read_patient_splits
+from llm.data.build import (
+    DEFAULT_SPLIT,
+    DEFAULT_SPLIT_SEED,
+    assign_patient_splits,
+    read_patient_splits,
+)
 from llm.errors import BadInputError
 from llm.models.corpus import (
     NoteCorpus,
@@ -67,11 +72,48 @@ class InitOptions:
     threads: int | None = None  # None: torch's default, every core
     bf16: bool | None = None  # None: where the device has native bf16
     # A ``data build`` folder: its validation and test patients are left out of pretraining.
+    # None: the patients that `data build`'s default split of the same records puts there.
     exclude_eval_patients_of: Path | None = None
+    # Pretrain on every patient, evaluation patients included (only for a model that is
+    # never evaluated on tasks built from these records).
+    include_eval_patients: bool = False
 
     def resolved_steps(self) -> int:
         """The step count to run: the one given, or the size's default."""
         return self.steps if self.steps is not None else DEFAULT_STEPS[self.size]
+
+
+def eval_patients_policy(corpus: NoteCorpus, options: InitOptions) -> str:
+    """Drop the evaluation patients from ``corpus`` as ``options`` say; describe what was done.
+
+    By default the validation and test patients of ``data build``'s default
+    split of the same records (:data:`llm.data.build.DEFAULT_SPLIT`, seed 0) are
+    left out; ``exclude_eval_patients_of`` names the build whose split to use
+    instead; ``include_eval_patients`` keeps everyone.
+
+    Returns:
+        One line for the manifest and the console.
+
+    Raises:
+        BadInputError: both a build folder and ``include_eval_patients`` are given.
+    """
+    if options.include_eval_patients:
+        if options.exclude_eval_patients_of is not None:
+            raise BadInputError(
+                "--include-eval-patients and --exclude-eval-patients-of contradict each other"
+            )
+        return "included: every patient, evaluation patients too"
+    if options.exclude_eval_patients_of is not None:
+        splits = read_patient_splits(options.exclude_eval_patients_of)
+        dropped = corpus.exclude(splits["validation"] | splits["test"])
+        return f"left out {dropped} validation/test patients of {options.exclude_eval_patients_of}"
+    split = assign_patient_splits(corpus.diagnosis_of, DEFAULT_SPLIT, DEFAULT_SPLIT_SEED)
+    dropped = corpus.exclude({pid for pid, name in split.items() if name != "train"})
+    return (
+        f"left out {dropped} validation/test patients of the default `data build` split "
+        f"({','.join(f'{p:g}' for p in DEFAULT_SPLIT)}, seed {DEFAULT_SPLIT_SEED}) of these "
+        "records"
+    )
 
 
 def init_base_model(
@@ -100,9 +142,7 @@ def init_base_model(
     """
     started = now_iso()
     shape = SHAPES[options.size]
-    if options.exclude_eval_patients_of is not None:
-        splits = read_patient_splits(options.exclude_eval_patients_of)
-        corpus.exclude(splits["validation"] | splits["test"])
+    eval_patients = eval_patients_policy(corpus, options)
     if options.block_size > shape.max_position_embeddings:
         raise BadInputError(
             f"--block-size {options.block_size} exceeds the model's context of "
@@ -156,7 +196,9 @@ def init_base_model(
                 if options.exclude_eval_patients_of is not None
                 else None
             ),
+            "include_eval_patients": options.include_eval_patients,
         },
+        "eval_patients": eval_patients,
         "records_sha256": file_sha256(corpus.path),
         "counts": {
             "read": corpus.stats.read,

@@ -33,12 +33,15 @@ class NoteCorpus:
         documents: patient id -> that patient's note texts, in record order.
         patients_without_notes: used records that had no note text to learn from.
         excluded_patients: patients whose notes were dropped by :meth:`exclude`.
+        diagnosis_of: every used record's patient id -> its primary diagnosis
+            label (None when missing): what ``data build`` stratifies its split by.
     """
 
     path: Path
     stats: ReadStats
     documents: dict[str, list[str]] = field(default_factory=dict)
     patients_without_notes: int = 0
+    diagnosis_of: dict[str, str | None] = field(default_factory=dict)
 
     excluded_patients: int = 0
 
@@ -85,12 +88,13 @@ def read_note_corpus(records: str | Path) -> NoteCorpus:
     stats = ReadStats(str(path))
     corpus = NoteCorpus(path=path, stats=stats)
     for record in iter_records(path, stats=stats, check_assets=False):
+        if record.patient_id in corpus.diagnosis_of:
+            raise BadInputError(f"{path}: patient_id {record.patient_id!r} appears more than once")
+        corpus.diagnosis_of[record.patient_id] = record.labels.primary_diagnosis
         texts = [note.text for note in record.all_notes() if note.text.strip()]
         if not texts:
             corpus.patients_without_notes += 1
             continue
-        if record.patient_id in corpus.documents:
-            raise BadInputError(f"{path}: patient_id {record.patient_id!r} appears more than once")
         corpus.documents[record.patient_id] = texts
     if not corpus.documents:
         raise BadInputError(f"{path}: no record has any note text to pretrain on")

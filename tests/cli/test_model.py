@@ -39,6 +39,7 @@ def test_init_prints_counts_and_where_the_model_is(note_records: Path, tmp_path:
     assert result.exit_code == 0, result.output
     assert f"{note_records}: read 8 = used 8 + rejected 0" in result.output
     assert "held-out perplexity" in result.output
+    assert "evaluation patients: left out" in result.output  # the default, said out loud
     vl = out.parent / "tiny-clinical-vl"
     assert result.output.strip().splitlines()[-1] == (
         f"model init: tiny model written to {out} and {vl}"

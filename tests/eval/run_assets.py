@@ -87,7 +87,8 @@ def _build(root: Path) -> EvalAssets:
     _run([CLI, "data", "build", "--records", str(cohort / "records.jsonl"), "--tasks", TASKS,
           "--seed", "3", "--out", str(assets.datasets)], root / "build.log")  # fmt: skip
     _run([CLI, "model", "init", "--records", str(cohort / "records.jsonl"), "--out",
-          str(assets.tiny), "--steps", "5"], root / "model.log")  # fmt: skip
+          str(assets.tiny), "--steps", "5", "--exclude-eval-patients-of", str(assets.datasets)],
+         root / "model.log")  # fmt: skip
     save_random_model(assets.tiny, assets.random)
     (root / "done").write_text("ok\n")
     return assets

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
 
+from llm.data.build import build_task_datasets, read_patient_splits
 from llm.errors import BadInputError
 from llm.models.bootstrap import InitOptions, init_base_model
 from llm.models.chat_template import EOT_TOKEN
@@ -20,7 +21,8 @@ FAST = {"steps": 10, "block_size": 32, "batch_size": 4, "learning_rate": 3e-3, "
 
 
 def _init(records: Path, out: Path, seed: int = 0) -> dict[str, object]:
-    return init_base_model(read_note_corpus(records), out, InitOptions(seed=seed, **FAST))  # type: ignore[arg-type]
+    options = InitOptions(seed=seed, include_eval_patients=True, **FAST)  # type: ignore[arg-type]
+    return init_base_model(read_note_corpus(records), out, options)
 
 
 class ForceTokenAt(LogitsProcessor):
@@ -128,6 +130,35 @@ def test_evaluation_patients_of_a_dataset_build_are_left_out(
             tmp_path / "m2",
             InitOptions(**FAST, exclude_eval_patients_of=tmp_path),  # type: ignore[arg-type]
         )
+
+
+def test_by_default_the_default_builds_evaluation_patients_are_left_out(
+    note_records: Path, tmp_path: Path
+) -> None:
+    # The same patients `data build` with its default split puts in validation/test.
+    build_task_datasets(note_records, ["diagnosis"], tmp_path / "datasets")
+    splits = read_patient_splits(tmp_path / "datasets")
+    held = splits["validation"] | splits["test"]
+    assert held
+    corpus = read_note_corpus(note_records)
+    manifest = init_base_model(corpus, tmp_path / "m", InitOptions(**FAST))  # type: ignore[arg-type]
+    assert set(corpus.documents) == splits["train"]
+    assert manifest["counts"]["excluded_eval_patients"] == len(held)
+    assert "default `data build` split" in manifest["eval_patients"]
+    assert manifest["args"]["include_eval_patients"] is False
+
+
+def test_including_evaluation_patients_is_an_explicit_choice(
+    note_records: Path, tmp_path: Path
+) -> None:
+    corpus = read_note_corpus(note_records)
+    options = InitOptions(**FAST, include_eval_patients=True)  # type: ignore[arg-type]
+    manifest = init_base_model(corpus, tmp_path / "m", options)
+    assert manifest["counts"]["excluded_eval_patients"] == 0
+    assert manifest["eval_patients"].startswith("included")
+    both = InitOptions(**FAST, include_eval_patients=True, exclude_eval_patients_of=tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(BadInputError, match="contradict"):
+        init_base_model(read_note_corpus(note_records), tmp_path / "m2", both)
 
 
 def test_too_little_text_for_one_block_is_bad_input(note_records: Path, tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def _build_assets(root: Path) -> TrainingAssets:
     records = str(cohort / "records.jsonl")
     _run([str(PYTHON), "-c", init, "model", "init", "--records", records,
           "--out", str(assets.model), "--steps", "20", "--block-size", "256", "--threads", "1",
-          "--multimodal"],
+          "--exclude-eval-patients-of", str(assets.datasets), "--multimodal"],
          root / "model.log")  # fmt: skip
     (root / "done").write_text("ok\n")
     return assets
