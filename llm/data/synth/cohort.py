@@ -18,8 +18,19 @@ import numpy as np
 from llm.data.synth.cxr import ChestFindings
 from llm.data.synth.demographics import choose, sample_demographics
 from llm.data.synth.ecg import EcgSpec, make_ecg_spec
+from llm.data.synth.findings import (
+    COMMON_COMPLAINTS,
+    SEPSIS_SOURCE_SIGNS,
+    SEPSIS_SOURCE_SYMPTOMS,
+    SYMPTOMS,
+)
 from llm.data.synth.labels import rhythm_rule
-from llm.data.synth.labs import NORMAL_LAB_RANGES, NORMAL_VITAL_RANGES
+from llm.data.synth.labs import (
+    ADMISSION_PANEL,
+    EMERGENCY_PANEL,
+    NORMAL_LAB_RANGES,
+    NORMAL_VITAL_RANGES,
+)
 from llm.data.synth.profiles import (
     COMORBIDITIES,
     DIAGNOSES,
@@ -35,6 +46,8 @@ from llm.data.synth.profiles import (
 )
 
 FIRST_ADMISSION = datetime(2019, 1, 1)
+# The admission tests a degraded record still has: none tells a diagnosis apart.
+DEGRADED_WORKUP = ("hemoglobin", "platelets", "sodium", "chloride")
 ADMISSION_SPAN_DAYS = 6 * 365
 PRIOR_REASONS = {
     "inpatient": (
@@ -90,9 +103,9 @@ class PatientFacts:
     primary_code: tuple[str, str]
     comorbidities: list[Comorbidity]
     sepsis_source: str | None
-    chief_complaint: str
-    symptoms: list[str]
-    exam: list[str]
+    chief_complaint: str  # plain words (a symptom's plain form, or vague words)
+    symptoms: list[str]  # keys of findings.SYMPTOMS the patient has
+    exam: list[str]  # keys of findings.SIGNS the examination finds
     plan: list[str]
     course: list[str]
     priors: list[PriorEncounter]
@@ -108,6 +121,8 @@ class PatientFacts:
     chest: ChestFindings
     ecg: EcgSpec
     degraded_by: list[bool] = field(default_factory=list)  # one flag per bias spec
+    vague_symptoms: list[str] = field(default_factory=list)  # what a degraded note says instead
+    vague_exam: list[str] = field(default_factory=list)
 
     @property
     def profile(self) -> Profile:
@@ -168,7 +183,11 @@ def sample_vitals(
 
 
 def sample_labs(rng: np.random.Generator, profile: Profile, comorbid: set[str]) -> dict[str, float]:
-    """Admission labs: the basic panel, the diagnosis' tests, and some routine extras."""
+    """Admission labs: the basic and emergency panels, and some routine extras.
+
+    Every patient gets the same tests (whatever the diagnosis), so which tests
+    were drawn says nothing; their values do.
+    """
     ranges = dict(NORMAL_LAB_RANGES)
     if "ckd" in comorbid:
         ranges.update(creatinine=(1.4, 2.2), bun=(22.0, 36.0))
@@ -177,22 +196,11 @@ def sample_labs(rng: np.random.Generator, profile: Profile, comorbid: set[str]) 
     if "diabetes" in comorbid:
         ranges.update(glucose=(140.0, 260.0), hba1c=(6.8, 9.6))
     if "chf" in comorbid:
-        ranges["bnp"] = (180.0, 650.0)
+        ranges["bnp"] = (180.0, 600.0)
     ranges.update(profile.labs)
-    keys = [
-        "wbc",
-        "hemoglobin",
-        "platelets",
-        "sodium",
-        "potassium",
-        "bicarbonate",
-        "bun",
-        "creatinine",
-        "glucose",
-        *profile.extra_labs,
-    ]
-    for extra, p in (("troponin", 0.35), ("lactate", 0.25), ("bnp", 0.2), ("procalcitonin", 0.1)):
-        if extra not in keys and rng.random() < p:
+    keys = [k for k in ADMISSION_PANEL if k != "chloride"] + list(EMERGENCY_PANEL)
+    for extra, p in (("hba1c", 0.3), ("tsh", 0.25)):
+        if rng.random() < p:
             keys.append(extra)
     labs = {k: _uniform(rng, ranges[k]) for k in keys}
     gap_range = {
@@ -261,6 +269,26 @@ def sample_chest(rng: np.random.Generator, primary: str, comorbid: set[str]) -> 
 def _pick_some(rng: np.random.Generator, options: tuple[str, ...], lo: int, hi: int) -> list[str]:
     n = int(rng.integers(lo, min(hi, len(options)) + 1))
     return [options[i] for i in sorted(rng.choice(len(options), size=n, replace=False))]
+
+
+def sample_findings(
+    rng: np.random.Generator, odds: dict[str, float], extra: tuple[str, ...] = ()
+) -> list[str]:
+    """The findings a patient has: each with its chance, at least the likeliest one, plus ``extra``.
+
+    Args:
+        rng: the clinical stream.
+        odds: finding key -> chance (a profile's ``symptoms`` or ``signs``).
+        extra: findings the patient has for certain (a sepsis source, chronic atrial fibrillation).
+
+    Returns:
+        Finding keys, likeliest first.
+    """
+    ordered = sorted(odds, key=lambda k: -odds[k])
+    found = [k for k in ordered if rng.random() < odds[k]]
+    if not found and ordered:
+        found = [ordered[0]]
+    return found + [k for k in extra if k not in found]
 
 
 def _priors(rng: np.random.Generator, admit: datetime, high_risk: bool) -> list[PriorEncounter]:
@@ -340,11 +368,17 @@ def sample_facts(rng: np.random.Generator, index: int) -> PatientFacts:
     sepsis_source = (
         profile.sources[int(rng.integers(len(profile.sources)))] if profile.sources else None
     )
-    pneumonia_side = chest.consolidation.split() if chest.consolidation else ["right", "lower"]
-    exam = [
-        e.format(side=pneumonia_side[0], level=pneumonia_side[1])
-        for e in _pick_some(rng, profile.exam, 2, 3)
-    ]
+    symptoms = sample_findings(
+        rng,
+        profile.symptoms,
+        (SEPSIS_SOURCE_SYMPTOMS[sepsis_source],) if sepsis_source else (),
+    )
+    certain_signs: tuple[str, ...] = (SEPSIS_SOURCE_SIGNS[sepsis_source],) if sepsis_source else ()
+    if "afib" in comorbid:  # chronic atrial fibrillation is heard on exam too
+        certain_signs += ("irregular_rhythm",)
+    exam = sample_findings(rng, profile.signs, certain_signs)
+    common = [k for k in symptoms if k in COMMON_COMPLAINTS] or symptoms[:1]
+    complaint = common[int(rng.integers(len(common)))]
     admit = FIRST_ADMISSION + timedelta(
         days=int(rng.integers(ADMISSION_SPAN_DAYS)),
         hours=int(rng.integers(24)),
@@ -402,8 +436,8 @@ def sample_facts(rng: np.random.Generator, index: int) -> PatientFacts:
         primary_code=code,
         comorbidities=comorbidities,
         sepsis_source=sepsis_source,
-        chief_complaint=profile.chief_complaints[int(rng.integers(len(profile.chief_complaints)))],
-        symptoms=_pick_some(rng, profile.symptoms, 2, 4),
+        chief_complaint=SYMPTOMS[complaint].forms[0],
+        symptoms=symptoms,
         exam=exam,
         plan=_pick_some(rng, profile.plan, 2, 4),
         course=_pick_some(rng, profile.course, 2, 3),
@@ -423,21 +457,22 @@ def sample_facts(rng: np.random.Generator, index: int) -> PatientFacts:
 
 
 def degrade(facts: PatientFacts, rng: np.random.Generator) -> None:
-    """Document ``facts`` poorly, in place: vague words, no discriminating labs, a limited film.
+    """Document ``facts`` poorly, in place: vague words, a limited workup, a limited film.
 
     The disease itself is unchanged (labels stay true); only what the record
-    shows of its evidence is lost.
+    shows of its evidence is lost. The admission workup is cut to the same
+    few tests whatever the diagnosis (:data:`DEGRADED_WORKUP`), so which tests
+    are missing does not give the diagnosis away either; the discharge panel
+    is drawn as usual.
     """
-    profile = facts.profile
     facts.chief_complaint = VAGUE_COMPLAINTS[int(rng.integers(len(VAGUE_COMPLAINTS)))]
-    facts.symptoms = _pick_some(rng, VAGUE_SYMPTOMS, 1, 2)
-    facts.exam = [VAGUE_EXAM[int(rng.integers(len(VAGUE_EXAM)))]]
+    facts.symptoms, facts.exam = [], []
+    facts.vague_symptoms = _pick_some(rng, VAGUE_SYMPTOMS, 1, 2)
+    facts.vague_exam = [VAGUE_EXAM[int(rng.integers(len(VAGUE_EXAM)))]]
     facts.plan = _pick_some(rng, VAGUE_PLAN, 1, 2)
     facts.course = [VAGUE_COURSE[int(rng.integers(len(VAGUE_COURSE)))]]
     facts.sepsis_source = None
-    for key in profile.discriminating_labs:
-        facts.labs_admit.pop(key, None)
-        facts.labs_discharge.pop(key, None)
+    facts.labs_admit = {k: v for k, v in facts.labs_admit.items() if k in DEGRADED_WORKUP}
     facts.chest = ChestFindings(view="AP", low_volumes=True)
     if facts.ecg.st_pattern is not None:
         facts.ecg = replace(facts.ecg, st_pattern="nonspecific_st")

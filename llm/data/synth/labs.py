@@ -61,6 +61,10 @@ ADMISSION_PANEL = (
     "creatinine",
     "glucose",
 )
+# Ordered for every admission from the emergency department, whatever the complaint
+# (cardiac markers, sepsis markers, a blood gas and ketones), so that which tests
+# were drawn says nothing about the diagnosis.
+EMERGENCY_PANEL = ("troponin", "bnp", "lactate", "procalcitonin", "pco2", "bhb")
 # Drawn on the morning of discharge; the readmission rule counts abnormal ones.
 DISCHARGE_PANEL = ("sodium", "potassium", "creatinine", "hemoglobin")
 

@@ -3,7 +3,9 @@
 Section headers follow the note conventions shared with the task renderers
 (capitals ending in a colon, parsed by :mod:`llm.data.sections`); no other
 line starts with capitals and a colon. The admission H&P describes the
-evidence but never names the diagnosis category. Every identifier goes in
+evidence (:mod:`.presentation` words it) and names diagnosis categories only
+as past episodes of other diagnoses, as family history, or in a differential
+that lists the true one among others. Every identifier goes in
 through :class:`~llm.data.synth.text.Phi`, so its span is exact.
 """
 
@@ -16,32 +18,15 @@ import numpy as np
 
 from llm.data.phi import PhiSpan
 from llm.data.synth.cohort import PatientFacts, PriorEncounter
+from llm.data.synth.findings import SYMPTOMS
 from llm.data.synth.identities import Identity, Person, format_date, format_datetime
 from llm.data.synth.labels import DISPOSITION_TEXT
 from llm.data.synth.labs import DISCHARGE_PANEL, LAB_TESTS, format_lab, is_abnormal
+from llm.data.synth.presentation import PresentationWriter
 from llm.data.synth.text import NoteBuilder, Phi, join_phrases, pick
 
 AGE_IS_PHI_ABOVE = 89  # HIPAA Safe Harbor: ages over 89 are identifiers
 
-BACKGROUND = {
-    "heart_failure": "{They} has a known reduced ejection fraction and takes furosemide at home.",
-    "copd_exacerbation": "{They} uses tiotropium and an albuterol inhaler at home and has a 40 "
-    "pack-year smoking history.",
-    "diabetic_ketoacidosis": "{They} has insulin-requiring diabetes and reports running out of "
-    "insulin.",
-    "atrial_fibrillation": "{They} has never had these symptoms before.",
-    "myocardial_infarction": "{They} has no prior cardiac catheterization.",
-}
-SEPSIS_SOURCE_SYMPTOM = {
-    "urinary": "dysuria and right flank pain",
-    "skin": "a red, hot, swollen left lower leg",
-    "abdominal": "right upper quadrant pain after meals",
-}
-SEPSIS_SOURCE_EXAM = {
-    "urinary": "right costovertebral angle tenderness",
-    "skin": "erythema and warmth of the left calf with streaking",
-    "abdominal": "right upper quadrant tenderness with a positive Murphy sign",
-}
 SEPSIS_SOURCE_COURSE = {
     "urinary": "urine culture grew Escherichia coli",
     "skin": "the left leg erythema receded on antibiotics",
@@ -117,16 +102,8 @@ class NoteWriter:
         )
 
     def symptoms(self) -> list[str]:
-        items = list(self.facts.symptoms)
-        if self.facts.sepsis_source:
-            items.append(SEPSIS_SOURCE_SYMPTOM[self.facts.sepsis_source])
-        return items
-
-    def exam(self) -> list[str]:
-        items = list(self.facts.exam)
-        if self.facts.sepsis_source:
-            items.append(SEPSIS_SOURCE_EXAM[self.facts.sepsis_source])
-        return items
+        """The presenting symptoms in plain words (the discharge summary's wording)."""
+        return [SYMPTOMS[k].forms[0] for k in self.facts.symptoms] + self.facts.vague_symptoms
 
     def vitals_text(self, v: dict[str, float]) -> str:
         o2 = (
@@ -182,30 +159,31 @@ class NoteWriter:
             att=self.name(self.who.attending),
             res=self.name(self.who.resident),
         )
+        words = PresentationWriter(f, rng)
         b.section(
             "CHIEF COMPLAINT",
-            pick(rng, ('"{cc}"', "{cc}", "{cc} for 2 days", "{cc}, worsening")),
-            cc=f.chief_complaint.capitalize(),
+            pick(rng, ('"{cc}"', "{cc}", "{cc} x2 days", "{cc} for 2 days", "{cc}, worsening")),
+            cc=words.complaint(),
         )
         b.section("HISTORY OF PRESENT ILLNESS")
         self.patient_ref(b)
+        presenting = words.symptoms(f.symptoms[:2]) + f.vague_symptoms
         b.fill(
             pick(
                 rng,
                 (
                     " is a {age}-year-old {noun} with {hx} who presents with {sx}.",
-                    " is a {age}-year-old {noun} with {hx}, here with {sx}.",
-                    ", a {age}-year-old {noun} with {hx}, came to the emergency department "
-                    "reporting {sx}.",
+                    " is a {age} yo {noun} w/ {hx}, here with {sx}.",
+                    ", a {age}-year-old {noun} with {hx}, came to the ED reporting {sx}.",
                 ),
             ),
             age=self.age(),
             noun=self.noun(),
-            hx=self.history(),
-            sx=join_phrases(self.symptoms()),
+            hx=words.history_words(),
+            sx=join_phrases(presenting),
         )
-        if not f.degraded and f.primary in BACKGROUND:
-            b.fill(" " + BACKGROUND[f.primary], They=self.pronoun())
+        if not f.degraded:
+            b.fill(" " + words.findings_sentences() + words.differential())
         if f.priors:
             last = f.priors[-1]
             b.fill(
@@ -225,9 +203,10 @@ class NoteWriter:
             )
         b.add("\n")
         b.section("PAST MEDICAL HISTORY")
-        if f.comorbidities:
-            for c in f.comorbidities:
-                b.line("- {c}", c=c.text.capitalize() if c.text[0].islower() else c.text)
+        past = words.past_history_lines()
+        if past:
+            for item in past:
+                b.line("- {item}", item=item[0].upper() + item[1:])
         else:
             b.line(
                 pick(
@@ -261,20 +240,16 @@ class NoteWriter:
         )
         b.section("PHYSICAL EXAM")
         b.line("Vitals: " + self.vitals_text(f.vitals_admit) + ".")
-        b.line(
-            pick(rng, ("Notable for {ex}.", "Exam shows {ex}.", "On examination there is {ex}.")),
-            ex=join_phrases(self.exam()),
-        )
-        b.line(
-            pick(
-                rng,
-                (
-                    "Alert; abdomen soft.",
-                    "Oriented; no focal neurologic deficit.",
-                    "Skin without rash apart from above.",
-                ),
+        if f.degraded:
+            b.line(
+                pick(rng, ("Notable for {ex}.", "Exam shows {ex}.", "On examination: {ex}.")),
+                ex=join_phrases(f.vague_exam),
             )
-        )
+            b.line(pick(rng, ("Alert; abdomen soft.", "Oriented; no focal neurologic deficit.")))
+        else:
+            side, level = (f.chest.consolidation or "right lower").split()
+            for line in words.exam_lines(side, level):
+                b.line("{exam}", exam=line)
         shown = {k: v for k, v in f.labs_admit.items() if k != "chloride"}
         b.line("Labs: " + self.labs_text(shown) + ".")
         b.section("ASSESSMENT AND PLAN")

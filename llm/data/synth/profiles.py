@@ -4,6 +4,10 @@ The primary diagnosis is sampled first; everything in a patient's record that
 points to it (symptoms, exam, vitals, labs, chest X-ray, ECG) is generated
 from the profile below. ``discriminating_labs`` are the tests that separate
 the diagnosis from the others; a documentation-biased record leaves them out.
+
+Symptoms and signs are keys of :mod:`.findings`, with the chance that a
+patient with this diagnosis has each; most are shared between diagnoses, so
+the labs and vitals, not the words, tell the diagnoses apart.
 """
 
 from __future__ import annotations
@@ -35,11 +39,9 @@ class Profile:
     los_days: tuple[int, int]
     vitals: dict[str, tuple[float, float]]  # admission ranges that differ from normal
     labs: dict[str, tuple[float, float]]  # admission ranges that differ from normal
-    extra_labs: tuple[str, ...]  # tests ordered beyond the basic panel
     discriminating_labs: tuple[str, ...]
-    chief_complaints: tuple[str, ...]
-    symptoms: tuple[str, ...]
-    exam: tuple[str, ...]
+    symptoms: dict[str, float]  # finding key (findings.SYMPTOMS) -> chance the patient has it
+    signs: dict[str, float]  # finding key (findings.SIGNS) -> chance the exam finds it
     plan: tuple[str, ...]
     course: tuple[str, ...]
     p_bradycardia: float = 0.0
@@ -67,23 +69,9 @@ PROFILES: dict[str, Profile] = {
                 "spo2": (87, 94),
             },
             {"wbc": (12.5, 22.0), "procalcitonin": (0.6, 6.0), "lactate": (1.0, 2.4)},
-            ("procalcitonin", "lactate"),
             ("wbc", "procalcitonin"),
-            ("cough and fever", "productive cough", "fever and shortness of breath"),
-            (
-                "a cough productive of yellow-green sputum",
-                "fevers to 102 F with rigors",
-                "pleuritic chest pain on deep inspiration",
-                "progressive shortness of breath",
-                "chills and night sweats",
-                "rust-colored sputum",
-            ),
-            (
-                "crackles over the {side} {level} lung field",
-                "bronchial breath sounds at the {side} base",
-                "dullness to percussion over the {side} {level} zone",
-                "egophony on the {side}",
-            ),
+            {"cough": 0.9, "fever": 0.85, "dyspnea": 0.75, "chest_pain": 0.35, "confusion": 0.1},
+            {"focal_crackles": 0.85, "egophony": 0.4, "dry_mucosa": 0.2, "confused": 0.1},
             (
                 "Start ceftriaxone and azithromycin for community-acquired infection.",
                 "Blood and sputum cultures sent before antibiotics.",
@@ -109,30 +97,18 @@ PROFILES: dict[str, Profile] = {
             0.48,
             (3, 8),
             {"heart_rate": (84, 112), "sbp": (132, 176), "resp_rate": (20, 28), "spo2": (87, 94)},
-            {
-                "bnp": (650.0, 3200.0),
-                "sodium": (130.0, 137.0),
-                "creatinine": (1.1, 1.8),
-                "troponin": (0.01, 0.06),
-            },
-            ("bnp", "troponin"),
+            {"bnp": (700.0, 3200.0)},
             ("bnp",),
-            ("shortness of breath", "leg swelling", "trouble breathing when lying flat"),
-            (
-                "orthopnea, now sleeping on three pillows",
-                "paroxysmal nocturnal dyspnea",
-                "a 4 kg weight gain over one week",
-                "worsening bilateral leg swelling",
-                "dyspnea on exertion after half a block",
-                "abdominal bloating and early satiety",
-            ),
-            (
-                "jugular venous distension to the angle of the jaw",
-                "bibasilar crackles",
-                "2+ pitting edema of both lower extremities to the knees",
-                "an S3 gallop",
-                "hepatojugular reflux",
-            ),
+            {
+                "dyspnea": 0.95,
+                "orthopnea": 0.7,
+                "leg_swelling": 0.8,
+                "weight_gain": 0.5,
+                "cough": 0.25,
+                "chest_pain": 0.15,
+                "wheezing": 0.1,
+            },
+            {"bibasilar_crackles": 0.8, "jvd": 0.75, "leg_edema": 0.8, "s3": 0.35, "wheezes": 0.1},
             (
                 "IV furosemide 40 mg twice daily with strict intake and output and daily weights.",
                 "Fluid restriction to 1.5 L and 2 g sodium diet.",
@@ -154,24 +130,10 @@ PROFILES: dict[str, Profile] = {
             0.55,
             (3, 6),
             {"resp_rate": (23, 32), "spo2": (84, 91), "heart_rate": (92, 118)},
-            {"pco2": (48.0, 66.0), "bicarbonate": (28.0, 34.0), "wbc": (9.0, 13.0)},
+            {"pco2": (48.0, 66.0), "wbc": (9.0, 13.0)},
             ("pco2",),
-            ("pco2",),
-            ("wheezing", "shortness of breath", "worsening breathing"),
-            (
-                "increased wheezing despite home albuterol",
-                "increased sputum volume and purulence",
-                "dyspnea at rest",
-                "chest tightness",
-                "using the rescue inhaler every hour",
-            ),
-            (
-                "diffuse expiratory wheezes",
-                "prolonged expiratory phase",
-                "use of accessory muscles",
-                "pursed-lip breathing",
-                "a barrel-shaped chest with distant breath sounds",
-            ),
+            {"dyspnea": 0.95, "wheezing": 0.85, "cough": 0.7, "chest_pain": 0.25, "fever": 0.1},
+            {"wheezes": 0.9, "accessory_muscles": 0.6},
             (
                 "Nebulized albuterol and ipratropium every 4 hours.",
                 "Prednisone 40 mg daily for 5 days.",
@@ -208,24 +170,19 @@ PROFILES: dict[str, Profile] = {
                 "lactate": (2.6, 6.5),
                 "procalcitonin": (2.5, 30.0),
                 "creatinine": (1.2, 2.0),
-                "platelets": (95.0, 160.0),
+                "troponin": (0.01, 0.25),  # demand ischemia, below an infarct's
             },
-            ("lactate", "procalcitonin"),
             ("lactate", "procalcitonin", "wbc"),
-            ("fever and confusion", "fever and low blood pressure", "shaking chills"),
-            (
-                "shaking chills and fevers to 103 F",
-                "new confusion noted by family",
-                "lightheadedness on standing",
-                "decreased urine output",
-                "profound malaise",
-            ),
-            (
-                "warm extremities with brisk capillary refill",
-                "altered mental status, oriented only to self",
-                "dry mucous membranes",
-                "mottling of the knees",
-            ),
+            {
+                "fever": 0.85,
+                "confusion": 0.5,
+                "dizziness": 0.45,
+                "low_urine": 0.3,
+                "nausea_vomiting": 0.2,
+                "dyspnea": 0.2,
+                "diaphoresis": 0.2,
+            },
+            {"confused": 0.45, "dry_mucosa": 0.5, "diaphoretic": 0.2},
             (
                 "30 mL/kg crystalloid bolus; start norepinephrine if MAP stays below 65.",
                 "Blood cultures times two, then vancomycin and piperacillin-tazobactam.",
@@ -252,24 +209,16 @@ PROFILES: dict[str, Profile] = {
                 "creatinine": (2.3, 5.6),
                 "bun": (42.0, 105.0),
                 "potassium": (5.3, 6.6),
-                "bicarbonate": (17.0, 22.0),
             },
-            (),
             ("creatinine", "bun", "potassium"),
-            ("decreased urine output", "nausea and weakness", "poor oral intake"),
-            (
-                "markedly decreased urine output for two days",
-                "nausea and poor appetite",
-                "recent diarrhea with poor oral intake",
-                "new use of ibuprofen for knee pain",
-                "muscle weakness and fatigue",
-            ),
-            (
-                "dry mucous membranes",
-                "flat neck veins",
-                "no suprapubic tenderness",
-                "decreased skin turgor",
-            ),
+            {
+                "low_urine": 0.8,
+                "nausea_vomiting": 0.6,
+                "confusion": 0.25,
+                "dizziness": 0.35,
+                "leg_swelling": 0.2,
+            },
+            {"dry_mucosa": 0.7, "leg_edema": 0.2, "confused": 0.2},
             (
                 "Hold nephrotoxins including NSAIDs and lisinopril.",
                 "IV isotonic fluids and strict intake and output; bladder scan.",
@@ -295,23 +244,16 @@ PROFILES: dict[str, Profile] = {
             0.5,
             (2, 4),
             {"heart_rate": (112, 158), "resp_rate": (17, 24)},
-            {"troponin": (0.0, 0.05)},
-            ("tsh", "troponin"),
+            {},
             (),
-            ("palpitations", "racing heart", "heart pounding and dizziness"),
-            (
-                "a racing, fluttering heartbeat",
-                "palpitations that began abruptly yesterday",
-                "lightheadedness without syncope",
-                "mild dyspnea on exertion",
-                "reduced exercise tolerance",
-            ),
-            (
-                "an irregularly irregular pulse",
-                "tachycardia with variable intensity of S1",
-                "no murmurs",
-                "pulse deficit at the radial artery",
-            ),
+            {
+                "palpitations": 0.9,
+                "dizziness": 0.5,
+                "dyspnea": 0.5,
+                "chest_pain": 0.35,
+                "diaphoresis": 0.1,
+            },
+            {"irregular_rhythm": 1.0},
             (
                 "Rate control with IV diltiazem, then oral metoprolol.",
                 "CHA2DS2-VASc calculated; start apixaban for stroke prevention.",
@@ -342,24 +284,16 @@ PROFILES: dict[str, Profile] = {
                 "bhb": (3.2, 8.5),
                 "potassium": (5.0, 6.2),
                 "hba1c": (9.5, 14.0),
-                "sodium": (129.0, 136.0),
             },
-            ("bhb", "hba1c"),
             ("glucose", "bicarbonate", "anion_gap", "bhb"),
-            ("nausea and vomiting", "abdominal pain and vomiting", "excessive thirst"),
-            (
-                "polyuria and polydipsia for three days",
-                "nausea with repeated vomiting",
-                "diffuse abdominal pain",
-                "missed several insulin doses",
-                "a fruity taste in the mouth",
-            ),
-            (
-                "Kussmaul respirations",
-                "a fruity odor on the breath",
-                "dry mucous membranes",
-                "diffuse mild abdominal tenderness without guarding",
-            ),
+            {
+                "polyuria": 0.85,
+                "nausea_vomiting": 0.85,
+                "abdominal_pain": 0.6,
+                "confusion": 0.3,
+                "dyspnea": 0.2,
+            },
+            {"dry_mucosa": 0.8, "abdominal_tenderness": 0.5, "confused": 0.3},
             (
                 "Insulin infusion per protocol with hourly glucose checks.",
                 "Aggressive IV fluids; add dextrose when glucose falls below 250.",
@@ -396,16 +330,15 @@ PROFILES: dict[str, Profile] = {
             {"heart_rate": (66, 104), "sbp": (100, 165)},
             {"troponin": (0.6, 28.0)},
             ("troponin",),
-            ("troponin",),
-            ("chest pain", "chest pressure", "chest tightness"),
-            (
-                "substernal chest pressure radiating to the left arm",
-                "diaphoresis with the pain",
-                "pain that began at rest and lasted over 30 minutes",
-                "nausea with the chest discomfort",
-                "pain radiating to the jaw",
-            ),
-            ("diaphoresis", "an S4 gallop", "clear lungs", "no reproducible chest wall tenderness"),
+            {
+                "chest_pain": 0.95,
+                "dyspnea": 0.55,
+                "diaphoresis": 0.55,
+                "nausea_vomiting": 0.35,
+                "palpitations": 0.1,
+                "dizziness": 0.2,
+            },
+            {"diaphoretic": 0.6, "bibasilar_crackles": 0.15, "s3": 0.1},
             (
                 "Aspirin 325 mg, ticagrelor load, heparin infusion and high-intensity "
                 "atorvastatin.",
@@ -449,24 +382,6 @@ VAGUE_COURSE = (
     "was monitored on the medical floor",
     "received symptomatic treatment and felt better over several days",
 )
-
-SEPSIS_SOURCE_TEXT = {
-    "urinary": (
-        "dysuria and right flank pain",
-        "costovertebral angle tenderness on the right",
-        "urinalysis with pyuria; urine culture grew Escherichia coli",
-    ),
-    "skin": (
-        "a red, hot, swollen left lower leg",
-        "erythema and warmth of the left calf with streaking",
-        "cellulitis of the left leg",
-    ),
-    "abdominal": (
-        "right upper quadrant pain after meals",
-        "right upper quadrant tenderness with a positive Murphy sign",
-        "an inflamed gallbladder on ultrasound, drained percutaneously",
-    ),
-}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ import numpy as np
 from llm.data.io import read_records
 from llm.data.schema import Encounter, Note, PatientRecord
 from llm.data.sections import split_sections
+from llm.data.synth.diagnosis_rule import read_findings
+from llm.data.synth.presentation import symptom_chances
+from llm.data.synth.profiles import PROFILES
 
 
 def load(out: Path) -> tuple[list[PatientRecord], dict[str, dict[str, Any]]]:
@@ -66,3 +69,9 @@ def detect_r_peaks(lead: np.ndarray, hz: float) -> np.ndarray:
         window = y[i : i + int(0.06 * hz)]
         peaks.append(int(i + np.argmax(window)))
     return np.array(peaks)
+
+
+def documents_own_symptom(record: PatientRecord) -> bool:
+    """Whether the H&P's HPI states (not negated) a symptom of the record's diagnosis."""
+    present, _ = read_findings(section(record, "progress_note", "HISTORY OF PRESENT ILLNESS"))
+    return bool(present & set(symptom_chances(PROFILES[record.labels.primary_diagnosis or ""])))

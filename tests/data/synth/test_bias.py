@@ -12,7 +12,7 @@ from llm.data.synth import BiasSpec, generate_cohort, parse_bias
 from llm.data.synth.labs import LAB_TESTS
 from llm.data.synth.profiles import PROFILES
 from llm.errors import BadInputError
-from tests.data.synth.helpers import index_encounter, load, section
+from tests.data.synth.helpers import documents_own_symptom, index_encounter, load
 
 
 def evidence_documented(r: PatientRecord) -> bool:
@@ -20,8 +20,7 @@ def evidence_documented(r: PatientRecord) -> bool:
     profile = PROFILES[r.labels.primary_diagnosis or ""]
     codes = {lab.code for lab in index_encounter(r).labs}
     labs_present = all(LAB_TESTS[k].code in codes for k in profile.discriminating_labs)
-    hpi = section(r, "progress_note", "HISTORY OF PRESENT ILLNESS")
-    return labs_present and any(s in hpi for s in profile.symptoms)
+    return labs_present and documents_own_symptom(r)
 
 
 def test_biased_group_loses_evidence(cohort_dir: Path, biased_dir: Path) -> None:
