@@ -37,6 +37,7 @@ LAB_PATTERNS = {
     for key, test in LAB_TESTS.items()
 }
 NEGATION_CUE = re.compile(r"\b(?:no|not|denies|denied|negative for|without)\b", re.IGNORECASE)
+HISTORY_CUE = re.compile(r"\b(?:last seen|h/o|history of|prior|FHx|s/p)\b", re.IGNORECASE)
 CLAUSE_END = re.compile(r"[.;\n]")
 
 
@@ -79,7 +80,9 @@ def read_findings(text: str) -> tuple[set[str], set[str]]:
 
     A finding is denied when a negation cue (no, not, denies, negative for,
     without) comes before it in the same clause (clauses end at ``.``, ``;``
-    and line breaks): "Denies CP, palpitations, or SOB" denies all three.
+    and line breaks): "Denies CP, palpitations, or SOB" denies all three. A
+    clause about the past or the family ("last seen for chest pain", "h/o",
+    "FHx") states nothing about this admission and is skipped.
     """
     present: set[str] = set()
     denied: set[str] = set()
@@ -88,6 +91,8 @@ def read_findings(text: str) -> tuple[set[str], set[str]]:
         end = end_match.start() if end_match else len(text)
         clause = text[start:end]
         start = end + 1
+        if HISTORY_CUE.search(clause):
+            continue
         cue = NEGATION_CUE.search(clause)
         for key, patterns in FINDING_PATTERNS.items():
             for pattern in patterns:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import pytest
 
 from llm.data.schema import PatientRecord
 from llm.data.synth.labels import (
-    DISPOSITION_TEXT,
     ReadmissionInputs,
     readmission_points,
     readmission_rule,
@@ -19,42 +17,20 @@ from llm.data.synth.labels import (
 )
 from llm.data.synth.labs import LAB_TESTS
 from llm.data.synth.profiles import PROFILES
+from llm.data.synth.readmission_reading import CATEGORY_OF_CODE, read_readmission_inputs
 from tests.data.synth.helpers import (
     admission_vitals,
     documents_own_symptom,
     index_encounter,
     load,
+    note_of,
     reported_rate,
-    section,
 )
-
-CATEGORY_OF_CODE = {code: key for key, p in PROFILES.items() for code, _ in p.codes}
 
 
 def readmission_inputs_from_text(r: PatientRecord) -> ReadmissionInputs:
     """Everything the readmission rule needs, read from the discharge summary's words."""
-    hpi = section(r, "discharge_summary", "HISTORY OF PRESENT ILLNESS")
-    course = section(r, "discharge_summary", "BRIEF HOSPITAL COURSE")
-    diagnosis = section(r, "discharge_summary", "DISCHARGE DIAGNOSIS")
-    disposition = section(r, "discharge_summary", "DISCHARGE DISPOSITION")
-    age = re.search(r"(\d+)-year-old", hpi)
-    prior = re.search(
-        r"(no|\d+) (?:hospital admissions?|times?) in the past (?:year|12 months)", hpi, re.I
-    )
-    los = re.search(r"Length of stay (\d+) days", course)
-    primary = re.search(r"Primary: .* \(([A-Z0-9.]+)\)", diagnosis)
-    discharge_labs = re.search(r"Discharge labs: (.*)", course)
-    assert age and prior and los and primary and discharge_labs, r.patient_id
-    return ReadmissionInputs(
-        age=int(age.group(1)),
-        comorbidity_count=len(re.findall(r"^- ", diagnosis, re.M)),
-        prior_admissions_year=0 if prior.group(1).lower() == "no" else int(prior.group(1)),
-        disposition={v: k for k, v in DISPOSITION_TEXT.items()}[disposition.strip()],
-        lives_alone="lives alone" in hpi,
-        abnormal_discharge_labs=len(re.findall(r"\((?:low|high)\)", discharge_labs.group(1))),
-        length_of_stay_days=int(los.group(1)),
-        primary_diagnosis=CATEGORY_OF_CODE[primary.group(1)],
-    )
+    return read_readmission_inputs(note_of(r, "discharge_summary").text)
 
 
 def test_readmission_rule_from_discharge_summary(cohort_dir: Path) -> None:
