@@ -8,6 +8,7 @@ unpickled, so they are refused), and no model code from the checkpoint runs
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 from pathlib import Path
@@ -25,8 +26,11 @@ from transformers import (
 )
 
 from llm.errors import BadInputError
+from llm.hardware import native_bf16
 
 Quantization = Literal["4bit", "8bit"]
+
+QLORA_INSTALL = "pip install 'clinical-llm[qlora]'"
 
 PICKLE_WEIGHT_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
 
@@ -66,40 +70,104 @@ def check_model_folder(path: str | Path) -> Path:
     return folder
 
 
-def quantization_config(quantization: Quantization) -> Any:
-    """A ``BitsAndBytesConfig`` for QLoRA-style loading.
+@functools.cache
+def _bitsandbytes_probe_error(quantization: Quantization, device: str) -> str | None:
+    """Quantise a small known matrix with bitsandbytes on ``device`` and read it back.
+
+    The answer to "can bitsandbytes quantise here" is the backend's, not the
+    presence of CUDA: bitsandbytes >= 0.49 ships a CPU backend, while an older
+    wheel, a build without this platform's native library or a missing kernel
+    fails here instead of halfway through loading a checkpoint. A round trip of
+    a 64 x 64 matrix costs about 50 ms after the import, which loading needs anyway.
+
+    Returns:
+        None when the round trip works, else what went wrong.
+    """
+    try:
+        import bitsandbytes
+        import bitsandbytes.functional as bnb_functional
+
+        weight = torch.linspace(-1.0, 1.0, 64 * 64, device=device).reshape(64, 64)
+        if quantization == "4bit":
+            packed, state = bnb_functional.quantize_4bit(weight, quant_type="nf4", blocksize=64)
+            restored = bnb_functional.dequantize_4bit(packed, state).float()
+        else:
+            rows, scales, _ = bnb_functional.int8_vectorwise_quant(weight.half())
+            restored = rows.float() * scales.float()[:, None] / 127
+    # any failure of the backend (ImportError, RuntimeError, NotImplementedError from
+    # an unregistered kernel) means the same to the user: it cannot quantise here
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    error = float((restored - weight).abs().max())
+    # nf4's widest step is 0.28 of a block's absmax (0.72 to 1.0), int8's 1/127: a
+    # working round trip of values in [-1, 1] is off by at most 0.14
+    if error > 0.15:
+        return f"bitsandbytes {bitsandbytes.__version__} read back values off by {error:.3f}"
+    return None
+
+
+def _quantized_device(device_map: str | dict[str, Any] | None) -> Literal["cpu", "cuda"]:
+    """Where transformers puts a quantised model loaded with this ``device_map``."""
+    if device_map is None:  # transformers' bitsandbytes quantiser picks CUDA when present
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    placed = set(device_map.values()) if isinstance(device_map, dict) else {device_map}
+    return "cpu" if placed == {"cpu"} else "cuda"
+
+
+def quantization_config(
+    quantization: Quantization,
+    *,
+    device: Literal["cpu", "cuda"] | None = None,
+    compute_dtype: torch.dtype | None = None,
+) -> Any:
+    """A ``BitsAndBytesConfig`` for QLoRA-style loading, once bitsandbytes has shown it works.
+
+    Whether quantisation can run is decided by capability: bitsandbytes must be
+    installed and must quantise a small matrix on ``device`` (see
+    :func:`_bitsandbytes_probe_error`); its CPU backend does since 0.49, so
+    QLoRA needs no GPU.
 
     Args:
-        quantization: ``"4bit"`` (NF4, double quantisation, bf16 compute) or ``"8bit"``.
+        quantization: ``"4bit"`` (nf4, double quantisation) or ``"8bit"`` (LLM.int8).
+        device: where the model will run; ``None``: CUDA when present, else CPU.
+        compute_dtype: what the 4-bit layers multiply in; ``None``: bf16 where the
+            device multiplies bf16 natively (:func:`llm.hardware.native_bf16`: Ampere
+            or later, or a CPU with AVX512-BF16/AMX), else fp32 (emulated bf16 is slower).
 
     Returns:
         The transformers quantisation config.
 
     Raises:
-        BadInputError: bitsandbytes is not installed or no CUDA GPU is present,
-            or the value is not one of the two.
+        BadInputError: the value is not one of the two, bitsandbytes is not
+            installed (the message names the ``qlora`` extra), or it cannot
+            quantise on ``device``.
     """
     if quantization not in ("4bit", "8bit"):
         raise BadInputError(f"quantization must be '4bit', '8bit' or None, got {quantization!r}")
     if importlib.util.find_spec("bitsandbytes") is None:
         raise BadInputError(
-            f"{quantization} quantization needs bitsandbytes: pip install bitsandbytes "
-            "(on a machine with a CUDA GPU), or load without quantization"
+            f"{quantization} quantization needs bitsandbytes: {QLORA_INSTALL}, "
+            "or load without quantization"
         )
-    if not torch.cuda.is_available():
+    where = device or _quantized_device(None)
+    problem = _bitsandbytes_probe_error(quantization, where)
+    if problem is not None:
         raise BadInputError(
-            f"{quantization} quantization needs a CUDA GPU and none is present; "
-            "load without quantization on CPU"
+            f"{quantization} quantization does not work on {where} with the installed "
+            f"bitsandbytes ({problem}); {QLORA_INSTALL} (0.49 or later has a CPU backend), "
+            "or load without quantization"
         )
     from transformers import BitsAndBytesConfig
 
     if quantization == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
+    if compute_dtype is None:
+        compute_dtype = torch.bfloat16 if native_bf16(where) else torch.float32
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16,
+        bnb_4bit_compute_dtype=compute_dtype,
     )
 
 
@@ -115,10 +183,13 @@ def load_causal_lm(
     Args:
         path: model folder (the tiny model of ``model init`` or a real
             checkpoint such as ``/models/Llama-3.1-8B-Instruct``).
-        dtype: weight dtype; ``"auto"`` keeps the dtype saved in the config.
+        dtype: weight dtype; ``"auto"`` keeps the dtype saved in the config. With
+            ``quantization``, the dtype of the layers left unquantised and the one the
+            4-bit layers compute in (``"auto"``: see :func:`quantization_config`).
         device_map: passed to transformers (``"auto"`` spreads over GPUs;
             needs accelerate). ``None`` loads on CPU.
-        quantization: ``"4bit"``/``"8bit"`` for QLoRA (CUDA + bitsandbytes only).
+        quantization: ``"4bit"``/``"8bit"`` for QLoRA (bitsandbytes; CUDA or CPU,
+            see :func:`quantization_config`).
 
     Returns:
         ``(model, tokenizer)``; the tokenizer gets a pad token (its eos) when
@@ -138,7 +209,12 @@ def load_causal_lm(
     if device_map is not None:
         kwargs["device_map"] = device_map
     if quantization is not None:
-        kwargs["quantization_config"] = quantization_config(quantization)
+        kwargs["quantization_config"] = quantization_config(
+            quantization,
+            device=_quantized_device(device_map),
+            # the unquantised layers' dtype is the 4-bit layers' compute dtype too
+            compute_dtype=dtype if isinstance(dtype, torch.dtype) else None,
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             folder, local_files_only=True, trust_remote_code=False
