@@ -384,7 +384,8 @@ def dry_run(recipe: Recipe) -> DryRunReport:
     if recipe.method.kind == "qlora":
         notes.append(
             "qlora: counted unquantised; frozen weights sized as nf4 (0.5 byte/param). "
-            "Training needs a CUDA GPU with bitsandbytes."
+            "Training needs bitsandbytes (pip install 'clinical-llm[qlora]'), on a CUDA "
+            "GPU or, from bitsandbytes 0.49, on CPU."
         )
     if precision == "fp32":
         notes.append("DeepSpeed's estimators assume 16-bit weights; fp32 training needs more.")

@@ -215,7 +215,8 @@ class MethodSection(_Section):
     kind: MethodKind = Field(
         ...,
         description="full: train every weight. lora: train adapters on a frozen base. "
-        "qlora: lora on a 4-bit base (needs a CUDA GPU and bitsandbytes).",
+        "qlora: lora on a 4-bit nf4 base (needs bitsandbytes: pip install "
+        "'clinical-llm[qlora]'; runs on CUDA GPUs and, from bitsandbytes 0.49, on CPU).",
     )
     lora: LoraSettings | None = Field(
         None, description="Adapter settings; required for lora and qlora, absent for full."

@@ -10,6 +10,8 @@ torchtune's ``ConfigError``).
 from __future__ import annotations
 
 import difflib
+import importlib.metadata
+import importlib.util
 import inspect
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -270,8 +272,10 @@ def _tasks_fit_model(data: Any, model: Any) -> Iterator[Problem]:
 @_check
 def _method_settings(method: Any) -> Iterator[Problem]:
     if method.kind in {"lora", "qlora"} and method.lora is None:
+        from llm.models.loading import QLORA_INSTALL
+
         note = (
-            " QLoRA also needs a CUDA GPU with bitsandbytes installed (4-bit base weights)."
+            f" QLoRA also needs bitsandbytes for its 4-bit base weights: {QLORA_INSTALL}."
             if method.kind == "qlora"
             else ""
         )
@@ -419,6 +423,32 @@ def _launch_matches(launch: Any, deepspeed: Any) -> Iterator[Problem]:
         )
 
 
+# bitsandbytes quantises on CPU since 0.49 (its CPU backend: nf4 and int8 kernels)
+BITSANDBYTES_CPU_VERSION = (0, 49)
+
+
+def _cpu_bitsandbytes_problem() -> str | None:
+    """Why qlora cannot train on this CPU, judged without importing bitsandbytes.
+
+    A recipe check must stay cheap (``--dry-run`` runs it), so it reads the
+    installed version only; loading the model runs the real probe
+    (:func:`llm.models.loading.quantization_config` quantises a small matrix).
+    """
+    from llm.models.loading import QLORA_INSTALL
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return f"qlora needs bitsandbytes, which is not installed: {QLORA_INSTALL}"
+    installed = importlib.metadata.version("bitsandbytes")
+    numbers = tuple(int(part) for part in re.findall(r"\d+", installed)[:2])
+    if numbers < BITSANDBYTES_CPU_VERSION:
+        wanted = ".".join(map(str, BITSANDBYTES_CPU_VERSION))
+        return (
+            f"qlora on CPU needs bitsandbytes {wanted} or later (its CPU backend), "
+            f"{installed} is installed: {QLORA_INSTALL}"
+        )
+    return None
+
+
 @_check
 def _cpu_limits(launch: Any, model: Any, method: Any) -> Iterator[Problem]:
     acc = _launch_or_none(launch)
@@ -426,7 +456,9 @@ def _cpu_limits(launch: Any, model: Any, method: Any) -> Iterator[Problem]:
         return
     where = f"{acc.path.name} runs on CPU (use_cpu: true)"
     if method.kind == "qlora":
-        yield Problem("method.kind", f"qlora needs a CUDA GPU (bitsandbytes); {where}")
+        problem = _cpu_bitsandbytes_problem()
+        if problem is not None:
+            yield Problem("method.kind", f"{problem}; {where}")
     if model.dtype == "fp16":
         yield Problem("model.dtype", f"fp16 needs a GPU; {where}: use bf16 or fp32")
     if model.attn_implementation == "flash_attention_2":

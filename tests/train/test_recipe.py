@@ -201,7 +201,7 @@ _DELETE = object()
 
 CROSS_FIELD_CASES = [
     ({"training.max_steps": _DELETE}, "training.max_steps", "set training.max_steps or"),
-    ({"method.kind": "qlora", "method.lora": _DELETE}, "method.lora", "CUDA GPU"),
+    ({"method.kind": "qlora", "method.lora": _DELETE}, "method.lora", "clinical-llm[qlora]"),
     ({"method.lora": _DELETE}, "method.lora", "needs adapter settings"),
     ({"method.kind": "full"}, "method.lora", "remove method.lora"),
     ({"method.lora.target_modules": []}, "method.lora.target_modules", "at least one"),
