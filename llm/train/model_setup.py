@@ -132,14 +132,19 @@ def _disable_cache(model: Any) -> None:
         text_config.use_cache = False
 
 
-def apply_adapters(model: Any, recipe: Recipe, *, gradient_checkpointing: bool) -> Any:
+def apply_adapters(model: Any, recipe: Recipe) -> Any:
     """Wrap ``model`` in peft LoRA adapters as the recipe's ``method.lora`` says.
+
+    For qlora the 4-bit base goes through peft's ``prepare_model_for_kbit_training``
+    first, on CPU as on CUDA: it freezes the base and casts the layers left
+    unquantised (embeddings, norms, a head that is not tied) from 16 bits to fp32,
+    the QLoRA recipe's stable residual stream; the 4-bit layers keep their compute
+    dtype. Its gradient-checkpointing part is not used: the Trainer turns
+    checkpointing on itself, non-reentrant, which needs no input-gradient hook.
 
     Args:
         model: the base model (4-bit for qlora).
         recipe: the validated recipe (``method.kind`` lora or qlora).
-        gradient_checkpointing: whether the run recomputes activations (qlora
-            preparation needs to know).
 
     Returns:
         The ``PeftModel``; only adapters (and ``modules_to_save``) are trainable.
@@ -149,9 +154,7 @@ def apply_adapters(model: Any, recipe: Recipe, *, gradient_checkpointing: bool) 
     lora = recipe.method.lora
     assert lora is not None  # the recipe checks require it for lora/qlora
     if recipe.method.kind == "qlora":
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=gradient_checkpointing
-        )
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     config = LoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,
@@ -187,11 +190,20 @@ def cast_trainable(model: Any, dtype: torch.dtype) -> int:
     return changed
 
 
+def _numel(param: Any) -> int:
+    """Values a parameter stands for: ZeRO-3 partitions and 4-bit packed weights hold fewer."""
+    if hasattr(param, "ds_numel"):
+        return int(param.ds_numel)
+    # a bitsandbytes Params4bit packs two values a byte; its quant_state keeps the shape
+    shape = getattr(getattr(param, "quant_state", None), "shape", None)
+    return int(torch.Size(shape).numel()) if shape is not None else int(param.numel())
+
+
 def count_parameters(model: Any) -> tuple[int, int]:
-    """(trainable, total) parameters; under ZeRO-3 the full sizes (``ds_numel``)."""
+    """(trainable, total) parameters; under ZeRO-3 the full sizes, for 4-bit weights unpacked."""
     trainable = total = 0
     for p in model.parameters():
-        n = int(getattr(p, "ds_numel", p.numel()))
+        n = _numel(p)
         total += n
         trainable += n if p.requires_grad else 0
     return trainable, total
@@ -213,7 +225,7 @@ def load_model(recipe: Recipe, *, precision: str, deepspeed: bool = False) -> Lo
         BadInputError: the base folder cannot be loaded, the quantisation cannot
             run here, or the adapter targets match nothing.
     """
-    from llm.models.loading import load_causal_lm
+    from llm.models.loading import Quantization, load_causal_lm
 
     assert recipe.model.base is not None  # base_config() was called first
     dtype = _load_dtype(recipe, precision)
@@ -226,14 +238,16 @@ def load_model(recipe: Recipe, *, precision: str, deepspeed: bool = False) -> Lo
         tokenizer = processor.tokenizer
         seq_length = image_seq_length(model)
     else:
-        quantization = None
+        quantization: Quantization | None = None
+        device_map = None
         if recipe.method.kind == "qlora":
             _check_quantization(recipe)
             quantization = "4bit"
+            # bitsandbytes would put the 4-bit model on a GPU when one is present,
+            # even for a run launched on CPU
+            device_map = {"": "cpu"} if is_cpu_run() else None
         model, tokenizer = load_causal_lm(
-            recipe.model.base,
-            dtype=dtype,
-            quantization=quantization,  # type: ignore[arg-type]
+            recipe.model.base, dtype=dtype, device_map=device_map, quantization=quantization
         )
     if tokenizer.chat_template is None:
         raise BadInputError(
@@ -246,9 +260,7 @@ def load_model(recipe: Recipe, *, precision: str, deepspeed: bool = False) -> Lo
     model.set_attn_implementation(recipe.model.attn_implementation)
     _disable_cache(model)
     if recipe.method.kind in ("lora", "qlora"):
-        model = apply_adapters(
-            model, recipe, gradient_checkpointing=recipe.training.gradient_checkpointing
-        )
+        model = apply_adapters(model, recipe)
         cast_trainable(model, TORCH_DTYPES[precision] if deepspeed else torch.float32)
     trainable, total = count_parameters(model)
     log.info(
