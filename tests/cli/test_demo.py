@@ -12,6 +12,8 @@ from llm.cli.demo import (
     DEMO_RECIPE,
     DEMO_SUITE,
     GATE_FAILED,
+    REAL_BASE_EVAL_TASKS,
+    REAL_BASES,
     DemoLayout,
     caught_planted_bias,
     demo_steps,
@@ -65,6 +67,31 @@ def test_steps_and_init_steps_reach_train_and_model_init(tmp_path: Path) -> None
     init, train = plan[4].argv, plan[5].argv
     assert _value(init, "--steps") == "5"
     assert _sets(train)["training.max_steps"] == "4"
+
+
+def test_a_real_base_is_imported_evaluated_zero_shot_and_compared(tmp_path: Path) -> None:
+    plan = [s.argv for s in demo_steps(tmp_path, patients=20, seed=3, base="smollm2")]
+    at = DemoLayout(tmp_path)
+    model, train, export = plan[4], plan[5], plan[6]
+    base_eval, tuned_eval, *compares = plan[7:]
+    assert model == ["model", "import", "smollm2", "--out", str(at.model)]
+    assert train[1] == str(REAL_BASES["smollm2"])
+    assert _sets(train)["model.base"] == str(at.model)
+    assert (_value(base_eval, "--model"), _value(base_eval, "--out")) == (
+        str(at.model),
+        str(at.eval_base),
+    )
+    assert (_value(tuned_eval, "--model"), _value(tuned_eval, "--out")) == (
+        _value(export, "--out"),
+        str(at.eval),
+    )
+    assert _sets(base_eval)["tasks"] == _sets(tuned_eval)["tasks"]
+    assert _sets(tuned_eval)["tasks"] == f"[{', '.join(REAL_BASE_EVAL_TASKS)}]"
+    assert [c[:2] for c in compares] == [["eval", "compare"]] * len(REAL_BASE_EVAL_TASKS)
+    for task, compare in zip(REAL_BASE_EVAL_TASKS, compares, strict=True):
+        assert compare[2:4] == [str(at.eval_base / task), str(at.eval / task)]
+    with pytest.raises(BadInputError, match="unknown base 'llama'"):
+        demo_steps(tmp_path, patients=20, seed=3, base="llama")
 
 
 def test_only_the_eval_step_may_end_with_a_failed_gate(tmp_path: Path) -> None:
