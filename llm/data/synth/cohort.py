@@ -23,6 +23,7 @@ from llm.data.synth.findings import (
     SEPSIS_SOURCE_SIGNS,
     SEPSIS_SOURCE_SYMPTOMS,
     SYMPTOMS,
+    VAGUE_COMPLAINT_CHANCE,
 )
 from llm.data.synth.labels import rhythm_rule
 from llm.data.synth.labs import (
@@ -205,8 +206,8 @@ def sample_labs(rng: np.random.Generator, profile: Profile, comorbid: set[str]) 
     labs = {k: _uniform(rng, ranges[k]) for k in keys}
     gap_range = {
         "diabetic_ketoacidosis": (20.0, 32.0),
-        "sepsis": (13.0, 20.0),
-        "acute_kidney_injury": (12.0, 18.0),
+        "sepsis": (14.0, 24.0),
+        "acute_kidney_injury": (12.0, 22.0),
     }.get(profile.key, (8.0, 13.0))
     labs["sodium"] = round(labs["sodium"])
     labs["bicarbonate"] = round(labs["bicarbonate"])
@@ -378,7 +379,9 @@ def sample_facts(rng: np.random.Generator, index: int) -> PatientFacts:
         certain_signs += ("irregular_rhythm",)
     exam = sample_findings(rng, profile.signs, certain_signs)
     common = [k for k in symptoms if k in COMMON_COMPLAINTS] or symptoms[:1]
-    complaint = common[int(rng.integers(len(common)))]
+    complaint = SYMPTOMS[common[int(rng.integers(len(common)))]].forms[0]
+    if rng.random() < VAGUE_COMPLAINT_CHANCE:
+        complaint = VAGUE_COMPLAINTS[int(rng.integers(len(VAGUE_COMPLAINTS)))]
     admit = FIRST_ADMISSION + timedelta(
         days=int(rng.integers(ADMISSION_SPAN_DAYS)),
         hours=int(rng.integers(24)),
@@ -436,7 +439,7 @@ def sample_facts(rng: np.random.Generator, index: int) -> PatientFacts:
         primary_code=code,
         comorbidities=comorbidities,
         sepsis_source=sepsis_source,
-        chief_complaint=SYMPTOMS[complaint].forms[0],
+        chief_complaint=complaint,
         symptoms=symptoms,
         exam=exam,
         plan=_pick_some(rng, profile.plan, 2, 4),

@@ -7,11 +7,13 @@ else the ``LABS:`` and ``VITALS:`` lines) and the findings the note states
 without negating them.
 
 Order of the checks, most specific first (cut-offs lie between the ranges of
-:mod:`.profiles`): DKA (glucose >= 300 with bicarbonate <= 18, anion gap >= 20
-or beta-hydroxybutyrate >= 3); MI (troponin I >= 0.5); COPD exacerbation
-(pCO2 >= 47); AKI (creatinine >= 2.25); sepsis (lactate >= 2.5); heart failure
-(BNP >= 650); pneumonia (procalcitonin >= 0.5, or WBC >= 12 with fever);
-atrial fibrillation (HR >= 105 or an irregular rhythm). A record without
+:mod:`.profiles`; a later check's lab may be abnormal in an earlier
+diagnosis): DKA (glucose >= 300 with bicarbonate <= 18, anion gap >= 20 or
+beta-hydroxybutyrate >= 3); MI (troponin I >= 0.5); AKI (creatinine >= 2.25);
+sepsis (lactate >= 2.5); heart failure (BNP >= 650); pneumonia
+(procalcitonin >= 0.5, or WBC >= 12 with fever and pCO2 under 47); COPD
+exacerbation (pCO2 >= 47); atrial fibrillation (HR >= 105 or an irregular
+rhythm, with labs drawn). A record without
 those labs (a documentation-biased one) falls back on vitals and findings,
 and is often wrong: that is the bias doing its work.
 """
@@ -117,22 +119,25 @@ def diagnose(reading: RecordReading) -> str:
     """The primary diagnosis the reading points to (see the module docstring for the order)."""
     lab, vital, has = reading.labs.get, reading.vitals.get, reading.present
     febrile = (vital("temp_c") or 37.0) >= 38.0
+    pco2_high = (lab("pco2") or 0) >= 47
     if (lab("glucose") or 0) >= 300 and (
         (lab("bicarbonate") or 99) <= 18 or (lab("anion_gap") or 0) >= 20 or (lab("bhb") or 0) >= 3
     ):
         return "diabetic_ketoacidosis"
     if (lab("troponin") or 0) >= 0.5:
         return "myocardial_infarction"
-    if (lab("pco2") or 0) >= 47:
-        return "copd_exacerbation"
     if (lab("creatinine") or 0) >= 2.25:
         return "acute_kidney_injury"
     if (lab("lactate") or 0) >= 2.5:
         return "sepsis"
     if (lab("bnp") or 0) >= 650:
         return "heart_failure"
-    if (lab("procalcitonin") or 0) >= 0.5 or ((lab("wbc") or 0) >= 12 and febrile):
+    if (lab("procalcitonin") or 0) >= 0.5 or (
+        (lab("wbc") or 0) >= 12 and febrile and not pco2_high
+    ):
         return "pneumonia"
+    if pco2_high:
+        return "copd_exacerbation"
     labs_drawn = any(k in reading.labs for k in ("troponin", "lactate", "bnp", "creatinine"))
     if labs_drawn and ((vital("heart_rate") or 0) >= 105 or "irregular_rhythm" in has):
         return "atrial_fibrillation"

@@ -23,6 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MISSPELLING_CHANCE = 0.06
+# Share of patients whose chief complaint is vague whatever their findings (the elderly
+# often come in "not feeling well").
+VAGUE_COMPLAINT_CHANCE = 0.25
 # What patients come in with, across diagnoses: the chief complaint is one of these
 # when the patient has any (a rarer, more telling symptom only otherwise).
 COMMON_COMPLAINTS = (
@@ -47,22 +50,18 @@ class Symptom:
 
 @dataclass(frozen=True)
 class Sign:
-    """An examination sign and its wordings; absent, it is written ``"{negation} {wording}"``.
+    """An examination sign and its wordings; the absent ones are listed after one ``no``.
 
     ``system`` is the exam line it belongs to (``Gen``, ``Heart``, ``Lungs``, ``Abd``, ``Ext``).
     Wordings may hold ``{side}`` and ``{level}`` (the lung zone of a pneumonia). A
-    pertinent negative uses the same words as the finding, so that the words
-    themselves do not say whether the sign was there.
+    pertinent negative uses the same words as the finding ("no JVD, S3, or
+    irregular rhythm"), so that the words themselves do not say whether the
+    sign was there, nor does the number of negation words.
     """
 
     key: str
     system: str
     present: tuple[str, ...]
-    negation: str = "no"
-
-    def absent(self) -> tuple[str, ...]:
-        """The wordings of the sign noted as absent (``no JVD``, ``not diaphoretic``)."""
-        return tuple(f"{self.negation} {form}" for form in self.present)
 
 
 SYMPTOMS: dict[str, Symptom] = {
@@ -130,8 +129,8 @@ SIGNS: dict[str, Sign] = {
         Sign("cva_tenderness", "Abd", ("R CVA tenderness", "CVA tenderness")),
         Sign("leg_edema", "Ext", ("pitting edema to the knees", "bilateral LE edema")),
         Sign("leg_erythema", "Ext", ("erythema and warmth of the L calf", "calf erythema")),
-        Sign("confused", "Gen", ("confused", "oriented to self only"), negation="not"),
-        Sign("diaphoretic", "Gen", ("diaphoretic",), negation="not"),
+        Sign("confused", "Gen", ("confusion", "AMS")),
+        Sign("diaphoretic", "Gen", ("diaphoresis",)),
         Sign("dry_mucosa", "Gen", ("dry mucous membranes", "dry mucosa")),
     )
 }

@@ -190,7 +190,7 @@ class PresentationWriter:
         return lines
 
     def exam_lines(self, side: str, level: str) -> list[str]:
-        """``Lungs: crackles at the right lower field; no wheezes.``: one line per system."""
+        """``Lungs: crackles at the right base; no wheezes or egophony.``: one line per system."""
         rng = self.rng
         denied = self.denied_signs()
         lines = []
@@ -201,13 +201,15 @@ class PresentationWriter:
                 if SIGNS[k].system == system
             ]
             absent = [
-                pick(rng, SIGNS[k].absent()).format(
+                pick(rng, SIGNS[k].present).format(
                     side=pick(rng, ("right", "left")), level=pick(rng, ("lower", "upper"))
                 )
                 for k in denied
                 if SIGNS[k].system == system
             ]
-            groups = [", ".join(g) for g in (present, absent) if g]
+            groups = [", ".join(present)] if present else []
+            if absent:
+                groups.append("no " + join_or(rng, absent))
             if groups:
                 lines.append(f"{system}: {'; '.join(groups)}.")
         return lines

@@ -64,11 +64,17 @@ PROFILES: dict[str, Profile] = {
             (3, 7),
             {
                 "temp_c": (38.2, 39.6),
-                "heart_rate": (90, 122),
-                "resp_rate": (20, 28),
-                "spo2": (87, 94),
+                "heart_rate": (90, 128),
+                "resp_rate": (20, 30),
+                "spo2": (87, 95),
             },
-            {"wbc": (12.5, 22.0), "procalcitonin": (0.6, 6.0), "lactate": (1.0, 2.4)},
+            {
+                "wbc": (12.0, 24.0),
+                "procalcitonin": (0.6, 6.0),
+                "lactate": (1.0, 2.4),
+                "troponin": (0.0, 0.1),
+                "pco2": (32.0, 50.0),
+            },
             ("wbc", "procalcitonin"),
             {
                 "cough": 0.9,
@@ -110,8 +116,8 @@ PROFILES: dict[str, Profile] = {
             12,
             0.48,
             (3, 8),
-            {"heart_rate": (84, 112), "sbp": (132, 176), "resp_rate": (20, 28), "spo2": (87, 94)},
-            {"bnp": (700.0, 3200.0)},
+            {"heart_rate": (80, 118), "sbp": (118, 176), "resp_rate": (20, 30), "spo2": (86, 95)},
+            {"bnp": (700.0, 3200.0), "troponin": (0.02, 0.3), "pco2": (38.0, 54.0)},
             ("bnp",),
             {
                 "dyspnea": 0.95,
@@ -150,8 +156,13 @@ PROFILES: dict[str, Profile] = {
             10,
             0.55,
             (3, 6),
-            {"resp_rate": (23, 32), "spo2": (84, 91), "heart_rate": (92, 118)},
-            {"pco2": (48.0, 66.0), "wbc": (9.0, 13.0)},
+            {
+                "resp_rate": (22, 32),
+                "spo2": (84, 93),
+                "heart_rate": (90, 124),
+                "temp_c": (36.6, 38.3),  # an infectious trigger now and then
+            },
+            {"pco2": (48.0, 66.0), "wbc": (9.0, 16.0), "troponin": (0.01, 0.08)},
             ("pco2",),
             {
                 "dyspnea": 0.95,
@@ -194,18 +205,19 @@ PROFILES: dict[str, Profile] = {
             (4, 10),
             {
                 "temp_c": (38.4, 40.0),
-                "heart_rate": (106, 138),
+                "heart_rate": (100, 136),
                 "sbp": (74, 98),
                 "dbp": (40, 60),
-                "resp_rate": (22, 30),
-                "spo2": (92, 97),
+                "resp_rate": (20, 30),
+                "spo2": (90, 97),
             },
             {
-                "wbc": (15.0, 28.0),
+                "wbc": (12.0, 24.0),
                 "lactate": (2.6, 6.5),
                 "procalcitonin": (2.5, 30.0),
                 "creatinine": (1.2, 2.0),
-                "troponin": (0.01, 0.25),  # demand ischemia, below an infarct's
+                "troponin": (0.01, 0.3),  # demand ischemia, below an infarct's
+                "bnp": (50.0, 400.0),
             },
             ("lactate", "procalcitonin", "wbc"),
             {
@@ -241,9 +253,11 @@ PROFILES: dict[str, Profile] = {
             14,
             0.5,
             (3, 7),
-            {"sbp": (96, 130), "heart_rate": (70, 100)},
+            {"sbp": (92, 140), "heart_rate": (66, 104)},
             {
                 "creatinine": (2.3, 5.6),
+                "troponin": (0.02, 0.2),  # cleared less by the kidneys
+                "bnp": (100.0, 600.0),
                 "bun": (42.0, 105.0),
                 "potassium": (5.3, 6.6),
             },
@@ -282,8 +296,8 @@ PROFILES: dict[str, Profile] = {
             11,
             0.5,
             (2, 4),
-            {"heart_rate": (112, 158), "resp_rate": (17, 24)},
-            {},
+            {"heart_rate": (106, 150), "resp_rate": (16, 26), "spo2": (92, 98)},
+            {"troponin": (0.01, 0.15), "bnp": (100.0, 500.0)},
             (),
             {
                 "palpitations": 0.9,
@@ -324,9 +338,10 @@ PROFILES: dict[str, Profile] = {
             15,
             0.5,
             (2, 4),
-            {"heart_rate": (106, 132), "resp_rate": (24, 34), "sbp": (96, 124)},
+            {"heart_rate": (100, 132), "resp_rate": (22, 34), "sbp": (94, 130)},
             {
                 "glucose": (360.0, 720.0),
+                "wbc": (10.0, 18.0),
                 "bicarbonate": (6.0, 15.0),
                 "bhb": (3.2, 8.5),
                 "potassium": (5.0, 6.2),
@@ -374,8 +389,8 @@ PROFILES: dict[str, Profile] = {
             12,
             0.38,
             (2, 5),
-            {"heart_rate": (66, 104), "sbp": (100, 165)},
-            {"troponin": (0.6, 28.0)},
+            {"heart_rate": (60, 110), "sbp": (96, 170), "resp_rate": (16, 24), "spo2": (91, 98)},
+            {"troponin": (0.6, 28.0), "wbc": (7.0, 13.0), "bnp": (80.0, 600.0)},
             ("troponin",),
             {
                 "chest_pain": 0.95,
