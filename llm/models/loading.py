@@ -94,11 +94,11 @@ def _bitsandbytes_probe_error(quantization: Quantization, device: str) -> str | 
         else:
             rows, scales, _ = bnb_functional.int8_vectorwise_quant(weight.half())
             restored = rows.float() * scales.float()[:, None] / 127
+        error = float((restored - weight).abs().max())
     # any failure of the backend (ImportError, RuntimeError, NotImplementedError from
     # an unregistered kernel) means the same to the user: it cannot quantise here
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
-    error = float((restored - weight).abs().max())
     # nf4's widest step is 0.28 of a block's absmax (0.72 to 1.0), int8's 1/127: a
     # working round trip of values in [-1, 1] is off by at most 0.14
     if error > 0.15:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -12,6 +14,7 @@ from transformers import PreTrainedTokenizerFast
 
 from llm.errors import BadInputError
 from llm.models.loading import (
+    _bitsandbytes_probe_error,
     build_meta_model,
     check_model_folder,
     load_causal_lm,
@@ -107,13 +110,62 @@ def test_corrupt_safetensors_is_bad_input(tiny_folder: Path) -> None:
         load_causal_lm(tiny_folder)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
+def _hide_bitsandbytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    find_spec = importlib.util.find_spec
+
+    def without_bitsandbytes(name: str, *args: Any, **kwargs: Any) -> Any:
+        return None if name == "bitsandbytes" else find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_bitsandbytes)
+
+
 @pytest.mark.parametrize("mode", ["4bit", "8bit"])
-def test_quantization_needs_bitsandbytes_and_cuda(tiny_folder: Path, mode: str) -> None:
-    with pytest.raises(BadInputError, match=r"bitsandbytes|CUDA"):
+def test_quantization_without_bitsandbytes_names_the_extra(
+    tiny_folder: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _hide_bitsandbytes(monkeypatch)
+    with pytest.raises(
+        BadInputError, match=r"needs bitsandbytes: pip install 'clinical-llm\[qlora\]'"
+    ):
         load_causal_lm(tiny_folder, quantization=mode)  # type: ignore[arg-type]
     with pytest.raises(BadInputError, match="must be"):
         quantization_config("2bit")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_4bit_compute_dtype_is_bf16_only_where_native(
+    native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("llm.models.loading.native_bf16", lambda device: native)
+    config = quantization_config("4bit", device="cpu")
+    assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4"
+    assert config.bnb_4bit_use_double_quant
+    assert config.bnb_4bit_compute_dtype == (torch.bfloat16 if native else torch.float32)
+    chosen = quantization_config("4bit", device="cpu", compute_dtype=torch.float32)
+    assert chosen.bnb_4bit_compute_dtype == torch.float32
+
+
+def test_a_backend_that_cannot_quantise_is_named() -> None:
+    # no bitsandbytes kernel reads values back from the meta device
+    problem = _bitsandbytes_probe_error("4bit", "meta")
+    assert problem is not None and problem.startswith(("RuntimeError", "NotImplementedError"))
+    assert _bitsandbytes_probe_error("4bit", "cpu") is None
+    assert _bitsandbytes_probe_error("8bit", "cpu") is None
+
+
+def test_tiny_model_loads_in_nf4_on_cpu(tiny_folder: Path) -> None:
+    import bitsandbytes as bnb
+
+    model, tokenizer = load_causal_lm(tiny_folder, dtype=torch.float32, quantization="4bit")
+    linear = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert len(linear) == 7 * model.config.num_hidden_layers  # lm_head stays unquantised
+    assert all(m.weight.device.type == "cpu" and m.compute_dtype == torch.float32 for m in linear)
+    ids = tokenizer("cough and fever", return_tensors="pt")["input_ids"]
+    reference, _ = load_causal_lm(tiny_folder, dtype=torch.float32)
+    # nf4 weights: close to, not equal to, the full-precision model's logits
+    quantised, full = model(input_ids=ids).logits, reference(input_ids=ids).logits
+    assert torch.isfinite(quantised).all() and not torch.equal(quantised, full)
+    assert torch.nn.functional.cosine_similarity(quantised.flatten(), full.flatten(), dim=0) > 0.9
 
 
 def test_read_config_errors_name_the_file(tmp_path: Path) -> None:
