@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from llm.cli.common import err_console, out_console, print_summary
 from llm.env import set_private_env
@@ -104,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except ClinicalLLMError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escaped: messages hold literal brackets (clinical-llm[qlora], [q_proj, k_proj])
+        message = escape(str(exc))
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         return exc.exit_code
     return 0
 
