@@ -424,6 +424,7 @@ def _gib(n: int) -> str:
 
 def render_report(report: DryRunReport) -> Table:
     """The report as a rich table (one row per figure)."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"dry run: {report.architecture} ({report.method})", show_lines=False)
@@ -468,5 +469,5 @@ def render_report(report: DryRunReport) -> Table:
     for what, value in rows:
         table.add_row(what, value)
     for note in report.notes:
-        table.add_row("note", note)
+        table.add_row("note", escape(note))  # notes hold literal brackets
     return table

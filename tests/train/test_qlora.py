@@ -81,6 +81,18 @@ def test_cpu_launch_without_bitsandbytes_names_the_extra(
     assert "runs on CPU" in problem.message
 
 
+def test_cli_prints_the_extra_with_its_brackets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llm.cli.train import main
+
+    _hide_bitsandbytes(monkeypatch)
+    monkeypatch.chdir(REPO)
+    code = main([RECIPE, "--set", f"launch.accelerate_config={_cpu_launch(tmp_path)}"])
+    assert code == 2
+    assert "pip install 'clinical-llm[qlora]'" in capsys.readouterr().err
+
+
 def test_cpu_launch_with_bitsandbytes_before_its_cpu_backend_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
