@@ -7,6 +7,7 @@ would send data out, which are forced.
 
 from __future__ import annotations
 
+import logging
 import os
 
 FORCED = {
@@ -24,8 +25,29 @@ DEFAULTS = {
 }
 
 
+# bitsandbytes' CPU backend logs this once per process when the optional `kernels`
+# package (a hub download of prebuilt kernels) is missing; its own kernel runs instead.
+KERNELS_NOTICE = ("bitsandbytes.backends.cpu.ops", "Failed to load CPU gemm_4bit_forward")
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+
 def set_private_env() -> None:
-    """Force telemetry off and default every hub client to offline mode."""
+    """Force telemetry off and default every hub client to offline mode.
+
+    Also silences bitsandbytes' notice about the optional ``kernels`` package,
+    which this project never installs (it downloads kernels from a hub).
+    """
     os.environ.update(FORCED)
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
+    logger = logging.getLogger(KERNELS_NOTICE[0])
+    if not any(isinstance(f, _DropMessage) for f in logger.filters):
+        logger.addFilter(_DropMessage(KERNELS_NOTICE[1]))

@@ -190,3 +190,26 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         assert "race_ethnicity" in report["by_attribute"]
     # the key that made the surrogates and date offsets never lands beside the data
     assert not any(p.name.endswith(".key") for p in at.deid.rglob("*"))
+
+
+@pytest.mark.slow
+def test_real_base_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo-smollm2"
+    argv = ["demo", "--base", "smollm2", "--out", str(out), "--patients", "40", "--seed", "11"]
+    assert main([*argv, "--steps", "2"]) == 0
+    printed = capsys.readouterr()
+    assert "demo finished" in printed.out
+    assert "smollm2 before and after fine-tuning" in printed.err
+    at = DemoLayout(out)
+    imported = json.loads((at.model / "manifest.json").read_text())
+    assert imported["kind"] == "model-import" and imported["source"]["kind"] == "gguf"
+    run = json.loads((at.run / "manifest.json").read_text())
+    assert run["config"]["model"]["base"] == str(at.model.resolve())
+    for task in REAL_BASE_EVAL_TASKS:
+        for folder in (at.eval_base, at.eval):
+            report = json.loads((folder / task / "report.json").read_text())
+            assert report["n"] > 0 and "accuracy" in report["overall"]
+        comparison = json.loads((at.compare / task / "compare.json").read_text())
+        scopes = {change["scope"] for change in comparison["changes"]}
+        assert {"overall", "group"} <= scopes  # per-subgroup changes, not only overall
+        assert f"{task}: accuracy zero-shot" in printed.err
