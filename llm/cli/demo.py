@@ -288,7 +288,7 @@ def run_demo(
     for i, step in enumerate(plan, start=1):
         err_console.rule(f"[bold]step {i}/{len(plan)}")
         err_console.print(
-            f"$ clinical-llm {shlex.join(step.argv)}", highlight=False, soft_wrap=True
+            f"$ clinical-llm {shlex.join(step.argv)}", highlight=False, soft_wrap=True, markup=False
         )
         code = run(step.argv)
         if code not in step.accepted_codes:
@@ -433,7 +433,7 @@ def demo(
     if base is not None:
         err_console.print(f"{base} before and after fine-tuning (test split):", highlight=False)
         for line in base_versus_tuned(at):
-            err_console.print(line, highlight=False)
+            err_console.print(line, highlight=False, markup=False)
         err_console.print(f"Comparisons by subgroup: {at.compare}/<task>/compare.md")
     gates = failed_gates(at.eval)
     for gate in gates:

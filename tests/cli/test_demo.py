@@ -213,3 +213,6 @@ def test_real_base_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
         scopes = {change["scope"] for change in comparison["changes"]}
         assert {"overall", "group"} <= scopes  # per-subgroup changes, not only overall
         assert f"{task}: accuracy zero-shot" in printed.err
+    # intervals are printed as text, not eaten as console markup
+    assert "zero-shot 0." in printed.err and "] -> fine-tuned" in printed.err
+    assert f"tasks=[{', '.join(REAL_BASE_EVAL_TASKS)}]" in printed.err
