@@ -5,8 +5,8 @@
 
 Each method runs its shipped recipe for SmolLM2-135M through the real entry
 points, in a fresh process, for ``--steps`` steps of ``--micro-batch`` rows of
-at most ``--max-length`` tokens (no packing, so every row is one example cut to
-the length; the demo's prompts are longer than 512 tokens, so rows are full):
+at most ``--max-length`` tokens (packed rows, as the recipes train; the demo's
+prompts are 600-800 tokens, so at 512 every row is one example cut to the length):
 
 * ``lora``: ``python -m llm.train recipes/smollm2-135m-lora-cpu.yaml``, one process;
 * ``qlora``: ``recipes/smollm2-135m-qlora-cpu.yaml``, one process, nf4 base;
@@ -55,7 +55,7 @@ def run_method(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any
         f"model.dtype={args.precision}",
         f"data.dataset_dir={args.datasets}",
         f"data.max_length={args.max_length}",
-        "data.packing=false",
+        "data.packing=true",
         "data.eval_split=null",
         f"training.output_dir={out}",
         f"training.max_steps={args.steps}",

@@ -185,16 +185,40 @@ def read_model_predictions(path: Path, task: str) -> dict[str, str]:
     """Predictions of ``clinical-llm eval run`` for ``task``, by example id.
 
     Args:
-        path: an eval run's output folder (``<path>/<task>/predictions.jsonl``)
-            or a predictions file itself (its lines whose id starts with ``<task>:``).
-        task: the task name.
+        path: an eval run's output folder, or a predictions file itself (its
+            lines whose id starts with ``<task>:``). In a folder,
+            ``<task>/predictions.jsonl`` is read; without it, the one eval task
+            folder whose examples come from ``task``'s dataset (``diagnosis_loglik``
+            for ``diagnosis``).
+        task: the dataset task name.
 
     Raises:
-        BadInputError: no predictions file there.
+        BadInputError: no predictions for the task there, or two eval tasks of a
+            folder scored it (name the file instead).
     """
-    file = path / task / "predictions.jsonl" if path.is_dir() else path
+    if path.is_dir():
+        file = path / task / "predictions.jsonl"
+        if not file.is_file():
+            found = {
+                candidate: rows
+                for candidate in sorted(path.glob("*/predictions.jsonl"))
+                if (rows := _task_rows(candidate, task))
+            }
+            if len(found) > 1:
+                raise BadInputError(
+                    f"{path}: several eval tasks scored {task!r} "
+                    f"({', '.join(str(f) for f in found)}); pass one predictions file"
+                )
+            if found:
+                return next(iter(found.values()))
+    else:
+        file = path
     if not file.is_file():
         raise BadInputError(f"{file}: no predictions for task {task!r} (expected eval run output)")
+    return _task_rows(file, task)
+
+
+def _task_rows(file: Path, task: str) -> dict[str, str]:
     rows = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line]
     return {
         str(r["id"]): str(r["prediction"]).strip()

@@ -72,6 +72,22 @@ def test_model_predictions_from_an_eval_run_folder_or_file(tmp_path: Path) -> No
         model_scores("m", {}, test)
 
 
+def test_a_loglik_eval_task_folder_serves_its_dataset_task(tmp_path: Path) -> None:
+    row = {"id": "diagnosis:P1:E1", "prediction": "sepsis", "reference": "sepsis"}
+    (tmp_path / "diagnosis_loglik").mkdir()
+    (tmp_path / "diagnosis_loglik" / "predictions.jsonl").write_text(json.dumps(row) + "\n")
+    assert read_model_predictions(tmp_path, "diagnosis") == {"diagnosis:P1:E1": "sepsis"}
+    (tmp_path / "diagnosis_other").mkdir()
+    (tmp_path / "diagnosis_other" / "predictions.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(BadInputError, match="several eval tasks scored 'diagnosis'"):
+        read_model_predictions(tmp_path, "diagnosis")
+    (tmp_path / "diagnosis").mkdir()  # the task's own folder wins
+    (tmp_path / "diagnosis" / "predictions.jsonl").write_text(
+        json.dumps({**row, "prediction": "pneumonia"}) + "\n"
+    )
+    assert read_model_predictions(tmp_path, "diagnosis") == {"diagnosis:P1:E1": "pneumonia"}
+
+
 def test_read_split_names_the_missing_file(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="data build"):
         read_split(tmp_path, "diagnosis", "test")
