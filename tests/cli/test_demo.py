@@ -193,6 +193,7 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 4-5 minutes alone; 12 on a 2-core machine busy with other runs
 def test_real_base_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo-smollm2"
     argv = ["demo", "--base", "smollm2", "--out", str(out), "--patients", "40", "--seed", "11"]
