@@ -10,7 +10,7 @@ from pathlib import Path
 from clinical_llm import import_name_conflict
 
 CLI = str(Path(sys.executable).parent / "clinical-llm")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(argv: list[str], pythonpath: Path, cwd: Path) -> subprocess.CompletedProcess[str]:

