@@ -1,7 +1,7 @@
 """Names of the evaluation metrics, resolved lazily.
 
 The registry class is the project's one small registry
-(:class:`llm.data.tasks.registry.Registry`, shaped like lm-eval's): entries are
+(:class:`llm.registry.Registry`, shaped like lm-eval's): entries are
 ``"module:Name"`` strings imported on first use, a name registered twice is a
 programming error, an unknown name is the user's error (exit 2) answered with
 "did you mean …".
@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from eval.metrics.functional import Metric
-from llm.data.tasks.registry import Registry
 from llm.errors import BadInputError
+from llm.registry import Registry
 
 METRICS: Registry[type[Metric]] = Registry(
     "metric",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from eval.runners.base import GenerationParams, Prompt, Runner
-from llm.data.tasks.registry import Registry
+from llm.registry import Registry
 
 RUNNERS: Registry[Any] = Registry(
     "runner",

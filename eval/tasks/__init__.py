@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from eval.tasks.spec import TaskSpec, load_task_file
-from llm.data.tasks.registry import Registry
 from llm.errors import BadInputError
+from llm.registry import Registry
 
 TASK_DIR = Path(__file__).resolve().parent
 

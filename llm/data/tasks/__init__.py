@@ -13,7 +13,7 @@ Add a task by writing a class that follows :class:`~llm.data.tasks.base.Task`
 from __future__ import annotations
 
 from llm.data.tasks.base import Example, RenderContext, Skip, Task
-from llm.data.tasks.registry import Registry
+from llm.registry import Registry
 
 TASKS: Registry[type[Task]] = Registry(
     "task",
@@ -26,4 +26,4 @@ TASKS: Registry[type[Task]] = Registry(
     },
 )
 
-__all__ = ["TASKS", "Example", "Registry", "RenderContext", "Skip", "Task"]
+__all__ = ["TASKS", "Example", "RenderContext", "Skip", "Task"]
