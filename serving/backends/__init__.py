@@ -8,7 +8,7 @@ from serving.backends.base import Backend, BackendSettings
 
 # name -> "module:Class"; the module is imported only when that backend is chosen.
 BACKENDS: dict[str, str] = {
-    "transformers": "serving.backends.transformers_backend:TransformersBackend",
+    "transformers": "serving.backends.transformers.backend:TransformersBackend",
     "vllm": "serving.backends.vllm_backend:VLLMBackend",
     "openai": "serving.backends.openai_backend:OpenAIUpstreamBackend",
     "triton": "serving.backends.triton_backend:TritonBackend",

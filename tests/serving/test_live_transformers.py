@@ -13,7 +13,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from serving.backends.base import BackendSettings
-from serving.backends.transformers_backend import TransformersBackend
+from serving.backends.transformers.backend import TransformersBackend
 from tests.serving.backends import conftest as backend_fixtures
 from tests.serving.backends.conftest import png_data_url
 from tests.serving.conftest import LiveGateway

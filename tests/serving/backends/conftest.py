@@ -9,10 +9,8 @@ vision-language model is the project's LLaVA wrapper around the same Llama.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +20,7 @@ import torch
 from PIL import Image
 from transformers import GenerationConfig
 
-from serving.backends.base import BackendSettings, GenerationChunk, GenerationRequest, Usage
-from serving.backends.batching import SchedulerStats
-from serving.backends.transformers_backend import TransformersBackend
+from serving.backends.base import GenerationChunk, Usage
 from tests.train.conftest import chat_tokenizer, tiny_llama  # noqa: F401
 
 EOT_ID_NAME = "<|eot_id|>"
@@ -146,39 +142,3 @@ class Output:
     def finish(self) -> dict[int, str]:
         """Finish reason per choice."""
         return {c.index: c.finish_reason for c in self.chunks if c.finish_reason}
-
-
-async def collect(backend: TransformersBackend, request: GenerationRequest) -> Output:
-    """Consume ``backend.generate(request)`` to the end."""
-    output = Output()
-    async for chunk in backend.generate(request):
-        output.chunks.append(chunk)
-    return output
-
-
-def stats(backend: TransformersBackend) -> SchedulerStats:
-    """The scheduler's counters of a started backend."""
-    assert backend.scheduler is not None, "the backend is not started"
-    return backend.scheduler.stats
-
-
-StartBackend = Callable[..., TransformersBackend]
-
-
-@pytest.fixture
-def start_backend() -> Iterator[StartBackend]:
-    """Factory: ``start_backend(model_dir, adapters=None, **options)`` -> a started backend."""
-    started: list[TransformersBackend] = []
-
-    def start(
-        model_dir: Path, adapters: dict[str, Path] | None = None, **options: Any
-    ) -> TransformersBackend:
-        settings = BackendSettings("tiny", str(model_dir), dict(adapters or {}), options)
-        backend = TransformersBackend(settings)
-        asyncio.run(backend.start())
-        started.append(backend)
-        return backend
-
-    yield start
-    for backend in started:
-        asyncio.run(backend.close())

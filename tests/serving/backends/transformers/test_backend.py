@@ -18,9 +18,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from llm.errors import BadInputError
 from serving.backends import create_backend
 from serving.backends.base import BackendSettings, GenerationRequest, SamplingParams
-from serving.backends.transformers_backend import TransformersBackend
+from serving.backends.transformers.backend import TransformersBackend
 from serving.errors import BackendUnavailableError, BadRequestError, ModelNotFoundError
-from tests.serving.backends.conftest import Output, StartBackend, collect, png_data_url, stats
+from tests.serving.backends.conftest import Output, png_data_url
+from tests.serving.backends.transformers.conftest import StartBackend, collect, stats
 
 CHAT = [
     {"role": "system", "content": "You are a clinical assistant."},
@@ -250,7 +251,7 @@ def test_vlm_chat_with_image_equals_generate(start_backend: StartBackend, vlm_mo
 
     processor = AutoProcessor.from_pretrained(str(vlm_model), local_files_only=True)
     model = AutoModelForImageTextToText.from_pretrained(str(vlm_model), local_files_only=True)
-    from serving.backends.chat import render_chat, split_images
+    from serving.backends.transformers.chat import render_chat, split_images
 
     converted, images = split_images(messages)
     inputs = processor(

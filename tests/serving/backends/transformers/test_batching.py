@@ -13,9 +13,9 @@ from transformers import AutoModelForCausalLM
 from transformers.cache_utils import DynamicCache
 
 from serving.backends.base import GenerationChunk, GenerationRequest, SamplingParams
-from serving.backends.decoding import TextStream, TokenSampler, choice_seed
-from serving.backends.kv_cache import BatchCache, concat_rows, select_rows
-from tests.serving.backends.conftest import StartBackend, collect, stats
+from serving.backends.transformers.decoding import TextStream, TokenSampler, choice_seed
+from serving.backends.transformers.kv_cache import BatchCache, concat_rows, select_rows
+from tests.serving.backends.transformers.conftest import StartBackend, collect, stats
 
 NOTES = [
     "CHIEF COMPLAINT: cough and fever for three days.",

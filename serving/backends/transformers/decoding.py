@@ -1,11 +1,11 @@
 """Per-sequence decoding: choosing the next token and turning tokens into safe text deltas.
 
-Both pieces are independent of batching: the scheduler (:mod:`serving.backends.batching`)
-keeps one :class:`TokenSampler` and one :class:`TextStream` per generated sequence,
-whichever batch the sequence is in at a given step. That is what makes a
-request's output independent of its batch mates: greedy decoding is an argmax
-of its own logits row, and sampling draws from the request's own
-:class:`torch.Generator`.
+Both pieces are independent of batching: the scheduler
+(:mod:`serving.backends.transformers.batching`) keeps one :class:`TokenSampler` and
+one :class:`TextStream` per generated sequence, whichever batch the sequence is in
+at a given step. That is what makes a request's output independent of its batch
+mates: greedy decoding is an argmax of its own logits row, and sampling draws from
+the request's own :class:`torch.Generator`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ deltas back to the requests' event loops. Between steps it
   so a cancelled request stops costing compute at the next step;
 - admits waiting requests into the running batch: their prompts are
   prefilled together (left padding) and their caches joined to the batch
-  (:mod:`serving.backends.kv_cache`).
+  (:mod:`serving.backends.transformers.kv_cache`).
 
 A batch serves one adapter at a time (LoRA weights are switched per forward
 pass, not per row): requests are admitted in arrival order while they share
@@ -36,14 +36,14 @@ import torch
 from transformers.cache_utils import DynamicCache
 
 from serving.backends.base import SamplingParams
-from serving.backends.decoding import (
+from serving.backends.transformers.decoding import (
     Detokenizer,
     TextStream,
     TokenSampler,
     choice_seed,
     sample_rows,
 )
-from serving.backends.kv_cache import BatchCache, concat_rows, reshapable, select_rows
+from serving.backends.transformers.kv_cache import BatchCache, concat_rows, reshapable, select_rows
 from serving.errors import BackendUnavailableError, ServingError
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ under their own names; the base model stays reachable with the adapters
 switched off.
 
 Requests are tokenised (chat template, images) in a thread, then handed to
-the :class:`~serving.backends.batching.BatchScheduler`, whose worker thread
+the :class:`~serving.backends.transformers.batching.BatchScheduler`, whose worker thread
 runs the model; this module only turns its events into
 :class:`~serving.backends.base.GenerationChunk` objects on the event loop.
 
@@ -40,14 +40,14 @@ from serving.backends.base import (
     ServedModel,
     Usage,
 )
-from serving.backends.batching import (
+from serving.backends.transformers.batching import (
     BatchScheduler,
     FailureEvent,
     PromptInputs,
     RequestHandle,
     SchedulerEvent,
 )
-from serving.backends.chat import render_chat, split_images
+from serving.backends.transformers.chat import render_chat, split_images
 from serving.errors import BackendUnavailableError, BadRequestError, ModelNotFoundError
 
 DTYPES: dict[str, torch.dtype | Literal["auto"]] = {
