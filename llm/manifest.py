@@ -100,6 +100,17 @@ def base_manifest(
     }
 
 
+def earlier_manifest(folder: Path) -> dict[str, Any] | None:
+    """The ``manifest.json`` an earlier run left in ``folder``, or None (missing, unreadable, not
+    an object): how a command tells its own earlier output, which it may replace, from files
+    it must not touch."""
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
     """Write ``folder/manifest.json`` (indented, keys in insertion order). Returns its path."""
     folder.mkdir(parents=True, exist_ok=True)

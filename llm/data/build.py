@@ -38,7 +38,8 @@ from llm.data.io import ReadStats, read_records, write_jsonl
 from llm.data.schema import PatientRecord
 from llm.data.tasks import TASKS, RenderContext, Skip, Task
 from llm.errors import BadInputError
-from llm.manifest import file_sha256, git_commit, library_versions
+from llm.files import read_json_object
+from llm.manifest import earlier_manifest, file_sha256, git_commit, library_versions
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
@@ -244,12 +245,8 @@ def prepare_out_dir(out: Path, records: Path, rejects: Path | None) -> None:
         if path is not None and resolved in path.resolve().parents:
             raise BadInputError(f"{label} {path} lies inside --out {out}, which is rebuilt")
     if out.is_dir() and any(out.iterdir()):
-        manifest = out / "manifest.json"
-        try:
-            earlier = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            earlier = None
-        if not isinstance(earlier, dict) or earlier.get("kind") != MANIFEST_KIND:
+        earlier = earlier_manifest(out)
+        if earlier is None or earlier.get("kind") != MANIFEST_KIND:
             raise BadInputError(
                 f"--out {out}: folder is not empty and holds no earlier build "
                 f"(no {MANIFEST_KIND} manifest.json); choose an empty or new folder"
@@ -410,11 +407,8 @@ def read_patient_splits(dataset_dir: Path) -> dict[str, set[str]]:
             f"{path}: not found; {dataset_dir} is not a task dataset folder or was built by an "
             f"older version: rebuild it with `clinical-llm data build --out {dataset_dir}`"
         )
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from exc
-    if not isinstance(payload, dict) or set(payload) != set(SPLITS):
+    payload = read_json_object(path, what="patient split file")
+    if set(payload) != set(SPLITS):
         raise BadInputError(f"{path}: expected an object with the keys {', '.join(SPLITS)}")
     out: dict[str, set[str]] = {}
     for split in SPLITS:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from llm.data.schema import PatientRecord
 from llm.errors import BadInputError, RecordError
+from llm.files import parse_json_line
 
 
 @dataclass
@@ -75,14 +76,7 @@ def parse_record_line(
         RecordError: the first problem on the line; all of them are in its
             ``all`` attribute.
     """
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordError(
-            path, line, "<line>", f"not valid JSON: {exc.msg} at column {exc.colno}"
-        ) from None
-    if not isinstance(obj, dict):
-        raise RecordError(path, line, "<line>", f"expected a JSON object, got {type(obj).__name__}")
+    obj = parse_json_line(text, path=path, line=line)
     try:
         record = PatientRecord.model_validate(obj)
     except ValidationError as exc:

@@ -164,7 +164,7 @@ def test_patient_splits_reader_names_the_file_and_field(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="field 'validation' must be a list of patient id"):
         read_patient_splits(tmp_path)
     (tmp_path / "patient_splits.json").write_text('{"train":\n', encoding="utf-8")
-    with pytest.raises(BadInputError, match="line 2: not valid JSON"):
+    with pytest.raises(BadInputError, match=r"patient_splits\.json:2: not valid JSON"):
         read_patient_splits(tmp_path)
 
 

@@ -25,6 +25,7 @@ from llm import __version__
 from llm.data.synth.bias import BiasSpec
 from llm.data.synth.patient import PatientJob, PatientResult, generate_patient
 from llm.errors import BadInputError
+from llm.manifest import earlier_manifest
 
 GENERATOR_VERSION = "1"
 MANIFEST_NAME = "manifest.json"
@@ -55,11 +56,7 @@ def _prepare_out_dir(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise BadInputError(f"{out_dir}: --out must be a folder, and this is a file")
     if out_dir.is_dir() and any(out_dir.iterdir()):
-        manifest = out_dir / MANIFEST_NAME
-        try:
-            previous = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            previous = {}
+        previous = earlier_manifest(out_dir) or {}
         if previous.get("generator") != "clinical-llm data synth":
             raise BadInputError(
                 f"{out_dir}: folder is not empty and holds no synthetic cohort; choose an empty "

@@ -10,7 +10,6 @@ input (when the data's generator has one), and models' prediction files from
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llm.errors import BadInputError
+from llm.files import parse_json_line
 
 Z_95 = 1.959963984540054
 
@@ -104,8 +104,8 @@ def read_split(dataset_dir: Path, task: str, split: str) -> list[TaskExample]:
     if not path.is_file():
         raise BadInputError(f"{path}: not found; build the datasets with `clinical-llm data build`")
     examples = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        row = parse_json_line(line, path=str(path), line=number)
         user = next(m["content"] for m in row["messages"] if m["role"] == "user")
         examples.append(TaskExample(row["id"], str(user), row["answer"], row["demographics"]))
     return examples
@@ -219,7 +219,8 @@ def read_model_predictions(path: Path, task: str) -> dict[str, str]:
 
 
 def _task_rows(file: Path, task: str) -> dict[str, str]:
-    rows = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line]
+    lines = enumerate(file.read_text(encoding="utf-8").splitlines(), start=1)
+    rows = [parse_json_line(text, path=str(file), line=n) for n, text in lines if text]
     return {
         str(r["id"]): str(r["prediction"]).strip()
         for r in rows
