@@ -29,7 +29,7 @@ from eval.gates import GateSpec, load_gates
 from eval.subgroups import EQUALIZED_ODDS
 from eval.tasks.yaml_loader import key_line, load_yaml
 from llm.errors import BadInputError
-from llm.train.recipe import apply_overrides
+from llm.overrides import apply_overrides
 
 PATH_KEYS = ("dataset_dir", "gates")
 

@@ -13,9 +13,7 @@ from llm.errors import BadInputError
 from llm.train.recipe import (
     Recipe,
     RecipeError,
-    apply_overrides,
     load_recipe,
-    parse_override,
     resolve_dtype,
 )
 
@@ -99,17 +97,6 @@ def test_set_null_clears_a_value(tmp_path: Path) -> None:
     data = base_recipe()
     data["data"]["eval_split"] = "validation"
     assert load(tmp_path, data, ["data.eval_split=null"]).data.eval_split is None
-
-
-@pytest.mark.parametrize("raw", ["training.max_steps", "=3", "training..seed=1"])
-def test_malformed_override_is_bad_input(raw: str) -> None:
-    with pytest.raises(BadInputError, match=r"expected key\.sub=value"):
-        parse_override(raw)
-
-
-def test_override_inside_a_list_says_to_set_the_whole_value() -> None:
-    with pytest.raises(BadInputError, match=r"set the whole value"):
-        apply_overrides({"data": {"tasks": ["a"]}}, ["data.tasks.x=1"])
 
 
 # ---------------------------------------------------------------- errors
