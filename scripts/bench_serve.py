@@ -71,6 +71,7 @@ import httpx
 import psutil  # installed with accelerate
 import yaml
 
+from llm.env import private_env
 from llm.net import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,19 +101,13 @@ PROMPTS = (
 # ---------------------------------------------------------------- servers
 
 
-def private_env(work: Path) -> dict[str, str]:
+def server_env(work: Path) -> dict[str, str]:
     """Offline, no telemetry, vLLM caches under the work folder, CPU KV cache of 1 GiB."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "HF_HUB_OFFLINE": "1",
-            "HF_HUB_DISABLE_TELEMETRY": "1",
-            "DO_NOT_TRACK": "1",
-            "VLLM_NO_USAGE_STATS": "1",
-            "VLLM_CACHE_ROOT": str(work / "vllm-cache"),
-            "TORCHINDUCTOR_CACHE_DIR": str(work / "inductor"),
-            "PYTHONUNBUFFERED": "1",
-        }
+    env = private_env(
+        os.environ,
+        VLLM_CACHE_ROOT=str(work / "vllm-cache"),
+        TORCHINDUCTOR_CACHE_DIR=str(work / "inductor"),
+        PYTHONUNBUFFERED="1",
     )
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     return env
@@ -171,7 +166,7 @@ def start_server(
         argv = ["nice", "-n", str(nice), *argv]  # nice execs: the pid stays the server's
     with log.open("wb") as out:
         process = subprocess.Popen(
-            argv, cwd=REPO, env=private_env(work), stdout=out, stderr=subprocess.STDOUT,
+            argv, cwd=REPO, env=server_env(work), stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
     if nice:
@@ -565,7 +560,7 @@ def ensure_model(model: Path | str | None, work: Path) -> Path:
     )  # fmt: skip
     for argv in steps:
         print(f"building the {shape} model:", " ".join(argv[1:3]), flush=True)
-        subprocess.run(argv, cwd=REPO, env=private_env(work), check=True)
+        subprocess.run(argv, cwd=REPO, env=server_env(work), check=True)
     return folder
 
 

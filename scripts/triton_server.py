@@ -32,15 +32,10 @@ from pathlib import Path
 
 from triton_env import DEFAULT_VENV, REPO_ROOT, ensure_triton_venv
 
+from llm.env import private_env
+
 WORK_DIR = REPO_ROOT / "build" / "triton-server"
 STUB = "triton_python_backend_stub"
-PRIVATE_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "DO_NOT_TRACK": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
 
 _PROBE = """
 import json, sysconfig
@@ -134,8 +129,7 @@ def server_command(
 
 def server_env(info: dict[str, str], venv: Path) -> dict[str, str]:
     """The server's environment: libpython and pytriton's libraries, the venv first on PATH."""
-    env = dict(os.environ)
-    env.update(PRIVATE_ENV)
+    env = private_env(os.environ)
     libraries = [info["libdir"], info["libs"]]
     if env.get("LD_LIBRARY_PATH"):
         libraries.append(env["LD_LIBRARY_PATH"])
