@@ -49,6 +49,7 @@ demo: $(STAMP) $(if $(BASE),$(REAL_BASE_STAMP))
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: $(TEST_STAMP)
 	$(VENV)/bin/mypy
@@ -58,6 +59,7 @@ typecheck: $(TEST_STAMP)
 test: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -n 2 --durations=15 $(PYTEST_ARGS)
 
 clean:
