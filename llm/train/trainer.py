@@ -3,7 +3,7 @@ processes, with or without DeepSpeed) runs through :func:`run_training`.
 
 It is the HF ``transformers.Trainer`` (subclassed only to count real tokens,
 :mod:`llm.train.callbacks`) fed by this project's own data path:
-:mod:`llm.train.tokenize` (assistant-only labels) and :mod:`llm.train.packing`
+:mod:`llm.models.chat_tokenize` (assistant-only labels) and :mod:`llm.train.packing`
 (padding-free packing with position-id restarts). TRL's ``SFTTrainer`` was
 left out on purpose: it would tokenize and pack again with its own rules, so
 the labels and packing that the eval harness, the bench and the tests check

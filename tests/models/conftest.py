@@ -1,4 +1,4 @@
-"""Fixtures of the model tests: a handful of hand-written notes and a tokenizer trained on them."""
+"""Fixtures of the model tests: hand-written notes, tokenizers (plain BPE and chat)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
+from llm.models.chat_template import BOS_TOKEN, CHAT_TEMPLATE, EOT_TOKEN, PAD_TOKEN, SPECIAL_TOKENS
 from llm.models.tokenizer import train_bpe_tokenizer
 from tests.conftest import minimal_record
 
@@ -58,3 +60,37 @@ def note_records(tmp_path: Path) -> Path:
 def tokenizer() -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer trained on the hand-written notes."""
     return train_bpe_tokenizer(list(NOTES) * 3, vocab_size=600, model_max_length=2048)
+
+
+CHAT_CORPUS = [
+    "system user assistant",
+    "You are a clinical assistant. Answer with exactly one of: yes, no.",
+    "Reply with the answer only.",
+    "CHIEF COMPLAINT: cough and fever for three days. HISTORY: 71 year old woman with COPD.",
+    "Chest radiograph shows right lower lobe consolidation consistent with pneumonia.",
+    "Labs: WBC 14.2 K/uL, lactate 2.1 mmol/L. Vitals: heart rate 104, temperature 38.4 C.",
+    "Summarize the brief hospital course. Will the patient be readmitted within 30 days?",
+    "The patient was admitted, treated with antibiotics and discharged home in stable condition.",
+]
+
+
+@pytest.fixture(scope="session")
+def chat_tokenizer() -> PreTrainedTokenizerFast:
+    """A ~500-token byte-level BPE tokenizer with the project's chat template."""
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=500,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(CHAT_CORPUS * 20, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        chat_template=CHAT_TEMPLATE,
+        bos_token=BOS_TOKEN,
+        eos_token=EOT_TOKEN,
+        pad_token=PAD_TOKEN,
+    )

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from llm.train.evaluate_choices import _answer_log_likelihoods
-from llm.train.tokenize import IGNORE_INDEX, tokenize_chat
+from llm.models.chat_tokenize import IGNORE_INDEX, tokenize_chat
 from tests.train.conftest import tiny_llama
 
 PROMPT = [

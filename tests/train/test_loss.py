@@ -8,13 +8,13 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
+from llm.models.chat_tokenize import IGNORE_INDEX, TokenizedChat, tokenize_chat
 from llm.train.loss import (
     accepts_logits_to_keep,
     target_positions,
     targeted_causal_lm_loss,
 )
 from llm.train.packing import PackedCollator, PaddedCollator
-from llm.train.tokenize import IGNORE_INDEX, TokenizedChat, tokenize_chat
 from tests.train.conftest import tiny_llama
 
 CHATS = [

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from datasets import Dataset
 
 from llm.errors import BadInputError
+from llm.models.chat_tokenize import IGNORE_INDEX, TokenizedChat, tokenize_chat
 from llm.train.attention import SDPA_VARLEN
 from llm.train.packing import (
     PackedCollator,
@@ -19,7 +20,6 @@ from llm.train.packing import (
     pack_dataset,
     plan_packing,
 )
-from llm.train.tokenize import IGNORE_INDEX, TokenizedChat, tokenize_chat
 from tests.train.conftest import tiny_llama
 
 SYSTEM = "You are a clinical assistant. Answer with exactly one of: yes, no."

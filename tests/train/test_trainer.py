@@ -14,6 +14,7 @@ import torch
 
 from llm import hardware
 from llm.errors import BadInputError
+from llm.models.chat_tokenize import IGNORE_INDEX, tokenize_chat
 from llm.train import model_setup
 from llm.train.callbacks import (
     NUM_REAL_TOKENS,
@@ -26,7 +27,6 @@ from llm.train.evaluate_choices import choice_accuracy, generation_accuracy
 from llm.train.model_setup import LoadedModel, training_precision
 from llm.train.packing import PackedCollator, PaddedCollator
 from llm.train.recipe import Recipe, load_recipe
-from llm.train.tokenize import IGNORE_INDEX, tokenize_chat
 from llm.train.tracking import configure_environment, flatten, report_to, tensorboard_dir
 from llm.train.trainer import (
     _collator,
