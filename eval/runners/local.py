@@ -3,8 +3,8 @@
 Prompts are sorted by length and generated ``batch_size`` at a time, padded on
 the left (so every prompt ends where generation starts); generation stops at
 the end-of-turn token (``<|eot_id|>``) or ``max_tokens``. Constrained-choice
-scoring reuses the training package's helper
-(:mod:`llm.train.evaluate_choices`), so a choice is scored on exactly the
+scoring reuses the shared answer scoring
+(:mod:`llm.models.answer_scoring`), so a choice is scored on exactly the
 tokens fine-tuning put a loss on.
 """
 
@@ -20,8 +20,8 @@ from eval.runners.base import Advance, GenerationParams, Prompt
 from eval.runners.prompting import encode_prompt
 from eval.tasks.parse import truncate_at_stop
 from llm.errors import BadInputError
+from llm.models.answer_scoring import answer_log_likelihoods
 from llm.models.loading import load_causal_lm
-from llm.train.evaluate_choices import _answer_log_likelihoods
 
 # tokenizers without a real limit report a huge sentinel as model_max_length
 _NO_LIMIT = 1_000_000
@@ -162,7 +162,7 @@ class LocalRunner:
                 generation markers.
         """
         return list(
-            _answer_log_likelihoods(self.model, self.tokenizer, prompt, choices, self.max_length)
+            answer_log_likelihoods(self.model, self.tokenizer, prompt, choices, self.max_length)
         )
 
     def describe(self) -> dict[str, Any]:

@@ -220,11 +220,11 @@ def test_local_stop_strings_and_prompt_truncation(
 
 
 @pytest.mark.slow
-def test_local_loglikelihood_agrees_with_the_training_helper(
+def test_local_loglikelihood_agrees_with_the_shared_answer_scoring(
     random_runner: Runner,
     eval_assets: EvalAssets,  # noqa: F811
 ) -> None:
-    from llm.train.evaluate_choices import choice_accuracy
+    from llm.models.answer_scoring import answer_log_likelihoods
 
     rows = [
         json.loads(line)
@@ -232,17 +232,16 @@ def test_local_loglikelihood_agrees_with_the_training_helper(
         .read_text()
         .splitlines()[:3]
     ]
-    helper = choice_accuracy(
-        random_runner.model,  # type: ignore[attr-defined]
-        random_runner.tokenizer,  # type: ignore[attr-defined]
-        rows,
-        choices=["no", "yes"],
-        max_length=2048,
-    )
-    for row, expected in zip(rows, helper["predictions"], strict=True):
+    for row in rows:
+        expected = answer_log_likelihoods(
+            random_runner.model,  # type: ignore[attr-defined]
+            random_runner.tokenizer,  # type: ignore[attr-defined]
+            prompt_messages(row),
+            ["no", "yes"],
+            2048,
+        )
         scores = random_runner.loglikelihood(prompt_messages(row), ["no", "yes"])
-        assert ["no", "yes"][scores.index(max(scores))] == expected["prediction"]
-        assert max(scores) == pytest.approx(expected["score"], rel=1e-5)
+        assert scores == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.slow

@@ -14,7 +14,6 @@ import torch
 
 from llm import hardware
 from llm.errors import BadInputError
-from llm.models.chat_tokenize import IGNORE_INDEX, tokenize_chat
 from llm.train import model_setup
 from llm.train.callbacks import (
     NUM_REAL_TOKENS,
@@ -23,7 +22,6 @@ from llm.train.callbacks import (
     stop_after_step,
 )
 from llm.train.datasets import build_split, dataset_provenance
-from llm.train.evaluate_choices import choice_accuracy, generation_accuracy
 from llm.train.model_setup import LoadedModel, training_precision
 from llm.train.packing import PackedCollator, PaddedCollator
 from llm.train.recipe import Recipe, load_recipe
@@ -391,76 +389,6 @@ def test_tracking_environment_points_into_the_run_folder(
         "a.c": "[1, 2]",
         "d": "None",
     }
-
-
-# ---------------------------------------------------------------- constrained choice
-
-
-def _answer_log_likelihood(model: Any, tokenizer: Any, row: dict[str, Any], answer: str) -> float:
-    """Reference computation: log p(answer tokens + <|eot_id|> | rendered prompt)."""
-    prompt = tokenizer.apply_chat_template(
-        row["messages"][:-1], tokenize=True, add_generation_prompt=True, return_dict=True
-    )["input_ids"]
-    target = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    ids = torch.tensor([list(prompt) + target])
-    with torch.no_grad():
-        logprobs = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
-    start = len(prompt)
-    return sum(float(logprobs[start + i - 1, t]) for i, t in enumerate(target))
-
-
-def test_choice_accuracy_picks_the_most_likely_allowed_answer(chat_tokenizer: Any) -> None:
-    model = tiny_llama(len(chat_tokenizer), "sdpa")
-    rows = _rows(6, "readmission")
-    result = choice_accuracy(model, chat_tokenizer, rows, choices=["no", "yes"], max_length=256)
-    expected = []
-    for row in rows:
-        scores = {a: _answer_log_likelihood(model, chat_tokenizer, row, a) for a in ("no", "yes")}
-        expected.append(max(scores, key=scores.__getitem__))
-        chosen = result["predictions"][len(expected) - 1]
-        assert chosen["score"] == pytest.approx(scores[chosen["prediction"]], abs=1e-4)
-    assert [p["prediction"] for p in result["predictions"]] == expected
-    correct = sum(e == r["answer"] for e, r in zip(expected, rows, strict=True))
-    assert result["correct"] == correct and result["accuracy"] == correct / 6
-    assert result["predictions"][0]["demographics"] == {"sex": "male"}
-    assert sum(v["n"] for v in result["per_label"].values()) == 6
-
-
-def test_choice_and_generation_accuracy_refuse_bad_rows(chat_tokenizer: Any) -> None:
-    model = tiny_llama(len(chat_tokenizer), "sdpa")
-    with pytest.raises(BadInputError, match="empty"):
-        choice_accuracy(model, chat_tokenizer, [])
-    row = _rows(1, "readmission")[0]
-    with pytest.raises(BadInputError, match="at least two choices"):
-        choice_accuracy(model, chat_tokenizer, [row])
-    no_answer = {**row, "messages": row["messages"][:-1]}
-    with pytest.raises(BadInputError, match=r"row 0 .*ending with the answer"):
-        generation_accuracy(model, chat_tokenizer, [no_answer])
-
-
-def test_generation_accuracy_decodes_greedily_until_end_of_turn(chat_tokenizer: Any) -> None:
-    model = tiny_llama(len(chat_tokenizer), "sdpa")
-    rows = _rows(2, "readmission")
-    result = generation_accuracy(model, chat_tokenizer, rows, max_new_tokens=4, max_length=256)
-    for row, pred in zip(rows, result["predictions"], strict=True):
-        chat = [*row["messages"][:-1], {"role": "assistant", "content": ""}]
-        tokenized = tokenize_chat(chat, chat_tokenizer, max_length=252)
-        cut = next(i for i, lab in enumerate(tokenized["labels"]) if lab != IGNORE_INDEX)
-        ids = torch.tensor([tokenized["input_ids"][:cut]])
-        out = model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=4,
-            do_sample=False,
-            eos_token_id=chat_tokenizer.eos_token_id,
-            pad_token_id=chat_tokenizer.pad_token_id,
-        )
-        text = chat_tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
-        assert pred["prediction"] == text
-    assert (
-        result["accuracy"]
-        == sum(p["prediction"] == p["reference"] for p in result["predictions"]) / 2
-    )
 
 
 # ---------------------------------------------------------------- one real process, tracked
