@@ -15,8 +15,8 @@ process, and never with full unpickling: DeepSpeed 0.19.8 calls
 ``torch.load(..., weights_only=False)`` and offers no switch, so the worker
 runs with ``TORCH_FORCE_WEIGHTS_ONLY_LOAD=1`` (torch then loads every file with
 ``weights_only=True``, overriding the call site) and allows exactly the
-DeepSpeed classes these checkpoints hold (the same allowlist that training's
-resume uses, :mod:`llm.train.safe_resume`). Anything else in a shard is refused.
+DeepSpeed classes these checkpoints hold (the allowlist training's resume
+uses too, :mod:`llm.models.safe_loading`). Anything else in a shard is refused.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from llm.errors import BadInputError
+from llm.models.safe_loading import deepspeed_checkpoint_globals
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,10 @@ def weights_only_shards() -> Iterator[None]:
     Raises:
         BadInputError: (inside the block) a shard holds an object outside the allowlist.
     """
-    # the allowlist is the resume path's: both read the same DeepSpeed checkpoint files
-    from llm.train.safe_resume import _allowed_globals
-
     previous = os.environ.get(FORCE_WEIGHTS_ONLY_ENV)
     os.environ[FORCE_WEIGHTS_ONLY_ENV] = "1"
     try:
-        with torch.serialization.safe_globals(_allowed_globals()):
+        with torch.serialization.safe_globals(deepspeed_checkpoint_globals()):
             yield
     except pickle.UnpicklingError as exc:
         raise BadInputError(

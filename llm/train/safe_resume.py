@@ -7,9 +7,8 @@ DeepSpeed 0.19 does not: its ``TorchCheckpointEngine.load`` calls
 ``zero_pp_rank_*_optim_states.pt``, which would run any code a tampered
 checkpoint carries. :func:`weights_only_deepspeed_checkpoints` swaps that one
 method for a ``weights_only=True`` load that allows exactly the DeepSpeed
-classes its checkpoints hold (found by loading real ZeRO-2 and ZeRO-3
-checkpoints: the loss scaler, the ZeRO stage enum and the fragment addresses
-of partitioned optimizer states). Anything else in a checkpoint is refused.
+classes its checkpoints hold (:func:`~llm.models.safe_loading.deepspeed_checkpoint_globals`,
+the list the export shares). Anything else in a checkpoint is refused.
 """
 
 from __future__ import annotations
@@ -23,28 +22,9 @@ from typing import Any
 import torch
 
 from llm.errors import BadInputError
+from llm.models.safe_loading import deepspeed_checkpoint_globals
 
 log = logging.getLogger(__name__)
-
-
-def _allowed_globals() -> list[Any]:
-    from deepspeed.runtime.fp16.loss_scaler import (
-        DynamicLossScaler,
-        LossScaleConfig,
-        LossScaleProfile,
-        LossScaler,
-    )
-    from deepspeed.runtime.zero.config import ZeroStageEnum
-    from deepspeed.utils.tensor_fragment import fragment_address
-
-    return [
-        LossScaler,
-        DynamicLossScaler,
-        LossScaleConfig,
-        LossScaleProfile,
-        ZeroStageEnum,
-        fragment_address,
-    ]
 
 
 @contextlib.contextmanager
@@ -59,7 +39,7 @@ def weights_only_deepspeed_checkpoints() -> Iterator[None]:
         TorchCheckpointEngine,
     )
 
-    allowed = _allowed_globals()
+    allowed = deepspeed_checkpoint_globals()
     original = TorchCheckpointEngine.load
 
     def load(self: Any, path: str, map_location: Any = None) -> Any:
