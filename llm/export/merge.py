@@ -2,7 +2,7 @@
 
 Both run inside :mod:`llm.export.merge_worker`, a fresh Python process (see
 there for why). Weights load through the project's loaders
-(:mod:`llm.models.loading`, :mod:`llm.train.multimodal`): local files only,
+(:mod:`llm.models.loading`): local files only,
 safetensors only, no checkpoint code.
 
 Merging happens in fp32 whatever the output dtype: ``W + B @ A * scale`` in
@@ -50,7 +50,7 @@ def saved_dtype(model_dir: Path) -> str:
 def load_model(model_dir: Path, *, dtype: torch.dtype, multimodal: bool) -> Any:
     """Load a causal LM or a LLaVA-style model (weights only; the tokenizer is not needed)."""
     if multimodal:
-        from llm.train.multimodal import load_vision_language_model
+        from llm.models.loading import load_vision_language_model
 
         model, _ = load_vision_language_model(model_dir, dtype=dtype)
         return model

@@ -1,9 +1,11 @@
 """Loading base models from local folders: the tiny model or a real checkpoint.
 
-One path for every model: nothing is fetched from a hub (``local_files_only``),
-only safetensors weights are read (pickle-based ``.bin`` files can run code when
-unpickled, so they are refused), and no model code from the checkpoint runs
-(``trust_remote_code=False``).
+One path for every model, causal LM (:func:`load_causal_lm`) or LLaVA-style
+vision-language model (:func:`load_vision_language_model`): nothing is
+fetched from a hub (``local_files_only``), only safetensors weights are read
+(pickle-based ``.bin`` files can run code when unpickled, so they are
+refused), no model code from the checkpoint runs (``trust_remote_code=False``),
+and a checkpoint whose weights do not match its config is refused.
 """
 
 from __future__ import annotations
@@ -243,6 +245,53 @@ def load_causal_lm(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def load_vision_language_model(path: Path, *, dtype: torch.dtype) -> tuple[Any, Any]:
+    """Load a LLaVA-style model and its processor from a local folder.
+
+    Args:
+        path: model folder (``config.json``, ``*.safetensors``, processor and tokenizer files).
+        dtype: weight dtype.
+
+    Returns:
+        ``(model, processor)``; the processor's tokenizer gets a pad token (its eos)
+        when it has none.
+
+    Raises:
+        BadInputError: the folder is not a loadable safetensors vision-language checkpoint.
+    """
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    folder = check_model_folder(path)
+    try:
+        processor = AutoProcessor.from_pretrained(
+            folder, local_files_only=True, trust_remote_code=False
+        )
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"{folder}: cannot load the processor: {exc}") from exc
+    try:
+        loaded: Any = AutoModelForImageTextToText.from_pretrained(
+            folder,
+            local_files_only=True,
+            use_safetensors=True,
+            trust_remote_code=False,
+            dtype=dtype,
+            output_loading_info=True,
+        )
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"{folder}: cannot load the vision-language model: {exc}") from exc
+    model, info = loaded
+    missing = sorted(info.get("missing_keys", []))
+    if missing:
+        raise BadInputError(
+            f"{folder}: the weights do not match config.json: {len(missing)} tensor(s) missing "
+            f"({', '.join(missing[:5])})"
+        )
+    tokenizer = processor.tokenizer
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, processor
 
 
 def read_config(config_path: str | Path) -> PretrainedConfig:

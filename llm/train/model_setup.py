@@ -1,11 +1,11 @@
 """The model a recipe trains: precision, base weights, and LoRA/QLoRA adapters.
 
 Base weights load through :mod:`llm.models.loading` (local folder, safetensors
-only, no checkpoint code); vision-language models through
-:mod:`llm.train.multimodal` under the same rules. Call :func:`load_model` after
-the ``TrainingArguments`` exist: with a ZeRO-3 DeepSpeed config they register
-it globally, and ``from_pretrained`` then partitions the weights while loading
-instead of materialising the whole model in every process.
+only, no checkpoint code), causal LMs and vision-language models alike. Call
+:func:`load_model` after the ``TrainingArguments`` exist: with a ZeRO-3
+DeepSpeed config they register it globally, and ``from_pretrained`` then
+partitions the weights while loading instead of materialising the whole model
+in every process.
 """
 
 from __future__ import annotations
@@ -225,14 +225,14 @@ def load_model(recipe: Recipe, *, precision: str, deepspeed: bool = False) -> Lo
         BadInputError: the base folder cannot be loaded, the quantisation cannot
             run here, or the adapter targets match nothing.
     """
-    from llm.models.loading import Quantization, load_causal_lm
+    from llm.models.loading import Quantization, load_causal_lm, load_vision_language_model
 
     assert recipe.model.base is not None  # base_config() was called first
     dtype = _load_dtype(recipe, precision)
     processor = None
     seq_length = 1
     if recipe.model.multimodal:
-        from llm.train.multimodal import image_seq_length, load_vision_language_model
+        from llm.train.multimodal import image_seq_length
 
         model, processor = load_vision_language_model(recipe.model.base, dtype=dtype)
         tokenizer = processor.tokenizer

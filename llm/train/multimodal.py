@@ -1,15 +1,12 @@
-"""Vision-language training inputs: the model with its processor, and pixel values per row.
+"""Vision-language training inputs: image slots per image, and pixel values per row.
 
-``llm.models.loading.load_causal_lm`` serves causal LMs; a LLaVA-layout model
-(``clinical-llm model init --multimodal``, or a real LLaVA checkpoint) loads
-through ``AutoModelForImageTextToText`` under the same rules: local files only,
-safetensors only, no checkpoint code (``trust_remote_code=False``), and a
-checkpoint whose weights do not match its config is refused.
-
-Images are read from the task dataset folder (``images`` holds paths relative
-to it) and turned into ``pixel_values`` by the checkpoint's own image
-processor; the text side expands each ``<image>`` into
-``config.image_seq_length`` slots at tokenization.
+The model and its processor load through
+:func:`llm.models.loading.load_vision_language_model` (local files only,
+safetensors only, no checkpoint code). Images are read from the task dataset
+folder (``images`` holds paths relative to it) and turned into
+``pixel_values`` by the checkpoint's own image processor; the text side
+expands each ``<image>`` into ``config.image_seq_length`` slots at
+tokenization.
 """
 
 from __future__ import annotations
@@ -17,57 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from llm.errors import BadInputError
-from llm.models.loading import check_model_folder
-
-
-def load_vision_language_model(path: Path, *, dtype: torch.dtype) -> tuple[Any, Any]:
-    """Load a LLaVA-style model and its processor from a local folder.
-
-    Args:
-        path: model folder (``config.json``, ``*.safetensors``, processor and tokenizer files).
-        dtype: weight dtype.
-
-    Returns:
-        ``(model, processor)``; the processor's tokenizer gets a pad token (its eos)
-        when it has none.
-
-    Raises:
-        BadInputError: the folder is not a loadable safetensors vision-language checkpoint.
-    """
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    folder = check_model_folder(path)
-    try:
-        processor = AutoProcessor.from_pretrained(
-            folder, local_files_only=True, trust_remote_code=False
-        )
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"{folder}: cannot load the processor: {exc}") from exc
-    try:
-        loaded: Any = AutoModelForImageTextToText.from_pretrained(
-            folder,
-            local_files_only=True,
-            use_safetensors=True,
-            trust_remote_code=False,
-            dtype=dtype,
-            output_loading_info=True,
-        )
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"{folder}: cannot load the vision-language model: {exc}") from exc
-    model, info = loaded
-    missing = sorted(info.get("missing_keys", []))
-    if missing:
-        raise BadInputError(
-            f"{folder}: the weights do not match config.json: {len(missing)} tensor(s) missing "
-            f"({', '.join(missing[:5])})"
-        )
-    tokenizer = processor.tokenizer
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, processor
 
 
 def image_seq_length(model: Any) -> int:

@@ -218,7 +218,7 @@ def test_multimodal_adapter_and_merge_keep_the_processor(
     from peft import PeftModel
     from transformers import AutoProcessor
 
-    from llm.train.multimodal import load_vision_language_model
+    from llm.models.loading import load_vision_language_model
 
     run = vl_lora_run(training_assets, tmp_path_factory)
     adapter = export_run(run, tmp_path / "adapter")
