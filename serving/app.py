@@ -2,8 +2,10 @@
 
 ``create_app(backend, config)`` wires keys, audit log, metrics and the
 admission queue around a backend; the lifespan starts and closes the backend.
-Routes only hand the request on; :mod:`serving.errors_http` maps every
-exception to an OpenAI-shaped error.
+Every ``/v1`` route only hands the request to the gateway, which audits and
+meters it; :mod:`serving.errors_http` maps every exception to an OpenAI-shaped
+error. The probes (``/health``, ``/ready``, ``/metrics``) need no key and are
+not audited.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.audit import AuditLog, AuditRecord
+from serving.audit import AuditLog
 from serving.auth import KeyRing, check_exposure
 from serving.backends.base import Backend
 from serving.config import ServeConfig
@@ -27,11 +29,11 @@ from serving.errors import (
     ModelNotFoundError,
     ServingError,
 )
-from serving.errors_http import error_response, error_status
-from serving.gateway import Gateway
+from serving.errors_http import error_response
+from serving.gateway import MODELS_ENDPOINT, Gateway
 from serving.keys import load_keys
 from serving.metrics import GatewayMetrics
-from serving.protocol import ModelCard, ModelList
+from serving.protocol import ChatCompletionRequest, CompletionRequest
 
 logger = logging.getLogger("serving.gateway")
 
@@ -105,36 +107,17 @@ def create_app(backend: Backend, config: ServeConfig, keys: KeyRing | None = Non
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return error_response(exc)
 
-    @app.post("/v1/chat/completions")
+    @app.post(ChatCompletionRequest.endpoint)
     async def chat_completions(request: Request) -> Response:
-        return await gateway.generate(request, "chat")
+        return await gateway.generate(request, ChatCompletionRequest)
 
-    @app.post("/v1/completions")
+    @app.post(CompletionRequest.endpoint)
     async def completions(request: Request) -> Response:
-        return await gateway.generate(request, "completion")
+        return await gateway.generate(request, CompletionRequest)
 
-    @app.get("/v1/models")
+    @app.get(MODELS_ENDPOINT)
     async def list_models(request: Request) -> Response:
-        record = AuditRecord(request_id=f"models-{time.time_ns()}", endpoint="/v1/models")
-        started = time.perf_counter()
-        try:
-            caller = gateway.authenticate(request)
-            record.key_id = caller.key_id
-            created = int(time.time())
-            cards = [
-                ModelCard.of(served, created)
-                for served in backend.models()
-                if caller.entry is None or caller.entry.allows(served.id)
-            ]
-            record.status = 200
-            return JSONResponse(ModelList(data=cards).model_dump())
-        except Exception as exc:
-            record.status, record.error_type = error_status(exc)
-            return error_response(exc, record.request_id)
-        finally:
-            record.latency_ms = round((time.perf_counter() - started) * 1000, 2)
-            audit.write(record)
-            metrics.observe_request(model=None, endpoint="/v1/models", status=record.status)
+        return await gateway.list_models(request)
 
     @app.get("/health")
     async def health() -> JSONResponse:

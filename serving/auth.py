@@ -25,13 +25,17 @@ class Caller:
     key_id: str
     entry: ApiKeyEntry | None
 
+    def may_use(self, model: str) -> bool:
+        """True when this caller may use ``model`` (always, without keys)."""
+        return self.entry is None or self.entry.allows(model)
+
     def check_model(self, model: str) -> None:
         """Raise 403 unless this caller may use ``model``.
 
         Raises:
             PermissionDeniedError: the key's allow-list does not name ``model``.
         """
-        if self.entry is not None and not self.entry.allows(model):
+        if not self.may_use(model):
             raise PermissionDeniedError(
                 f"API key {self.key_id!r} is not allowed to use this model",
                 param="model",

@@ -1,12 +1,15 @@
-"""Serving logic of the generation endpoints: auth, limits, routing, queueing, streaming.
+"""Serving logic of the ``/v1`` endpoints: auth, limits, routing, queueing, streaming.
 
-The routes in :mod:`serving.app` only hand the raw request to
-:meth:`Gateway.generate`. One request goes through: key check (401) → body
-size (413) → parse (400, unknown fields logged by name) → model routing (404,
-403) → token budget (400) → admission queue (429) → backend generation under
-the per-request deadline (504) while watching for a client that goes away
-(the backend generator is cancelled). Every request, whatever its outcome,
-ends with one audit line and one metrics observation.
+The routes in :mod:`serving.app` only hand the raw request to the
+:class:`Gateway`: :meth:`Gateway.generate` (with the endpoint's request class
+from :mod:`serving.protocol`) or :meth:`Gateway.list_models`. A generation
+request goes through: key check (401) → body size (413) → parse (400, unknown
+fields logged by name) → model routing (404, 403) → token budget (400) →
+admission queue (429) → backend generation under the per-request deadline
+(504) while watching for a client that goes away (the backend generator is
+cancelled). Every request, whatever its route and outcome, ends in
+:meth:`Gateway._answer` with one audit line and one metrics observation
+(:mod:`serving.accounting`).
 """
 
 from __future__ import annotations
@@ -18,152 +21,41 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from dataclasses import replace
+from typing import TypeVar
 
 import anyio
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
-from starlette.types import Receive, Scope, Send
 
+from serving.accounting import RequestLedger, RequestTrace
 from serving.audit import AuditLog, AuditRecord, prompt_sha256
 from serving.auth import Caller, KeyRing
-from serving.backends.base import Backend, GenerationChunk, GenerationRequest, Usage
+from serving.backends.base import Backend, GenerationChunk, GenerationRequest
 from serving.config import ServeConfig
+from serving.connection import ClientGone, read_body, wait_for_disconnect
 from serving.errors import (
     BackendUnavailableError,
     BadRequestError,
     ModelNotFoundError,
-    PayloadTooLargeError,
     RequestTimeoutError,
     ServingError,
 )
 from serving.errors_http import CLIENT_CLOSED, error_response, error_status, log_unexpected
 from serving.limits import AdmissionQueue
 from serving.metrics import GatewayMetrics
-from serving.protocol import (
-    AssistantMessage,
-    ChatChoice,
-    ChatCompletionRequest,
-    ChatCompletionResponse,
-    CompletionChoice,
-    CompletionRequest,
-    CompletionResponse,
-    OpenAIRequest,
-    UsageBody,
-    chunk_event,
-    role_event,
-    usage_event,
-)
+from serving.protocol import ChoiceText, ModelCard, ModelList, OpenAIRequest
+from serving.streaming import SSEResponse, StallGuard, next_chunk, sse
 
 logger = logging.getLogger("serving.gateway")
 
-Kind = Literal["chat", "completion"]
-ENDPOINTS: dict[Kind, str] = {"chat": "/v1/chat/completions", "completion": "/v1/completions"}
+MODELS_ENDPOINT = "/v1/models"
 T = TypeVar("T")
 
 
-class ClientGone(Exception):
-    """The client closed the connection before the answer was complete."""
-
-
-@dataclass
-class RequestTrace:
-    """Timings and counts of one request, for the audit line and the metrics."""
-
-    started: float = field(default_factory=time.perf_counter)
-    first_text: float | None = None
-    last_text: float | None = None
-    completion_tokens: int = 0
-    usage: Usage | None = None
-    prompt_tokens: int | None = None
-
-    def saw(self, chunk: GenerationChunk) -> None:
-        """Account for one backend chunk."""
-        now = time.perf_counter()
-        if chunk.text or chunk.token_count:
-            if self.first_text is None:
-                self.first_text = now
-            self.last_text = now
-        self.completion_tokens += chunk.token_count
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-
-    def final_usage(self) -> Usage:
-        """The backend's usage, or one counted from the chunks when it sent none."""
-        if self.usage is not None:
-            return self.usage
-        return Usage(self.prompt_tokens or 0, self.completion_tokens)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 once it is larger than ``limit`` bytes.
-
-    Both the declared ``Content-Length`` and the bytes actually received are
-    checked, so a chunked or lying client cannot get past the limit.
-
-    Raises:
-        PayloadTooLargeError: the body is over the limit.
-        BadRequestError: the Content-Length header is not a number.
-    """
-    too_large = PayloadTooLargeError(
-        f"request body is larger than this server's limit of {limit} bytes",
-        code="payload_too_large",
-    )
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.strip().isdigit():
-            raise BadRequestError("Content-Length header is not a number")
-        if int(declared) > limit:
-            raise too_large
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
-
-
-async def _wait_for_disconnect(receive: Receive) -> None:
-    # The body is fully read, so the next message is the disconnect (if any).
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
-class _SSEResponse(StreamingResponse):
-    """A streaming response whose clean-up runs however the stream ends.
-
-    Starlette may cancel a stream before its iterator ever starts (client gone
-    right away), and then the generator's ``finally`` never runs: the
-    ``on_close`` callback here always does.
-    """
-
-    def __init__(self, content: AsyncIterator[str], on_close: Callable[[], Awaitable[None]]):
-        super().__init__(
-            content,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-        self._on_close = on_close
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._on_close()
-
-
-def _sse(payload: dict[str, Any] | str) -> str:
-    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
-    return f"data: {data}\n\n"
-
-
 class Gateway:
-    """Everything the generation endpoints share: backend, keys, queue, audit, metrics.
+    """Everything the ``/v1`` endpoints share: backend, keys, queue, audit, metrics.
 
     Args:
         backend: the generation engine (started by the app's lifespan).
@@ -186,6 +78,7 @@ class Gateway:
         self.keys = keys
         self.audit = audit
         self.metrics = metrics
+        self.ledger = RequestLedger(audit, metrics)
         self.queue = AdmissionQueue(
             config.max_concurrency,
             config.max_queue,
@@ -193,42 +86,99 @@ class Gateway:
             on_change=metrics.queue_changed,
         )
 
-    # ------------------------------------------------------------ bookkeeping
+    # ------------------------------------------------------------ endpoints
 
-    def finish(self, record: AuditRecord, trace: RequestTrace) -> None:
-        """Write the audit line and the metrics of a request that has ended."""
-        usage = trace.usage
-        record.prompt_tokens = usage.prompt_tokens if usage else trace.prompt_tokens
-        record.completion_tokens = usage.completion_tokens if usage else trace.completion_tokens
-        record.latency_ms = round((time.perf_counter() - trace.started) * 1000, 2)
-        if trace.first_text is not None:
-            record.ttft_ms = round((trace.first_text - trace.started) * 1000, 2)
-        self.audit.write(record)
-        decode_s = (
-            trace.last_text - trace.first_text
-            if trace.first_text is not None and trace.last_text is not None
-            else None
-        )
-        self.metrics.observe_request(
-            model=record.model,
-            endpoint=record.endpoint,
-            status=record.status,
-            prompt_tokens=record.prompt_tokens,
-            completion_tokens=record.completion_tokens,
-            ttft_s=(record.ttft_ms / 1000) if record.ttft_ms is not None else None,
-            decode_s=decode_s,
-        )
+    async def list_models(self, request: Request) -> Response:
+        """Answer ``GET /v1/models``: the served models this caller may use.
 
-    def remaining(self, trace: RequestTrace) -> float:
-        """Seconds left of this request's time limit."""
-        return self.config.request_timeout_s - (time.perf_counter() - trace.started)
+        Args:
+            request: the HTTP request.
 
-    def timed_out(self) -> RequestTimeoutError:
-        """The 504 of a request that ran past its time limit."""
-        return RequestTimeoutError(
-            f"generation did not finish within {self.config.request_timeout_s:g} s",
-            code="request_timeout",
-        )
+        Returns:
+            The model list, or an OpenAI error response.
+        """
+        record = AuditRecord(request_id=f"models-{time.time_ns()}", endpoint=MODELS_ENDPOINT)
+        trace = RequestTrace(counts_tokens=False)
+        return await self._answer(record, trace, self._models(request, record))
+
+    async def generate(self, request: Request, protocol: type[OpenAIRequest]) -> Response:
+        """Answer one ``/v1/chat/completions`` or ``/v1/completions`` request.
+
+        Args:
+            request: the HTTP request.
+            protocol: the endpoint's request class (``ChatCompletionRequest`` or
+                ``CompletionRequest``).
+
+        Returns:
+            A JSON response, an SSE stream, or an OpenAI error response.
+        """
+        request_id = protocol.id_prefix + uuid.uuid4().hex
+        record = AuditRecord(request_id=request_id, endpoint=protocol.endpoint)
+        trace = RequestTrace()
+        return await self._answer(record, trace, self._generate(request, protocol, record, trace))
+
+    async def _answer(
+        self, record: AuditRecord, trace: RequestTrace, work: Awaitable[Response]
+    ) -> Response:
+        """Answer with ``work``'s response or with the error it raised, then close the request.
+
+        The audit line and the metrics are written here, except for a stream:
+        its :class:`~serving.streaming.SSEResponse` closes the request when the stream ends.
+        """
+        handed_off = False
+        try:
+            response = await work
+            handed_off = isinstance(response, SSEResponse)
+            return response
+        except ClientGone:
+            record.status = CLIENT_CLOSED
+            record.error_type = "client_closed"
+            return Response(status_code=CLIENT_CLOSED)
+        except Exception as exc:
+            record.status, record.error_type = error_status(exc)
+            return error_response(exc, record.request_id)
+        finally:
+            if not handed_off:
+                self.ledger.close(record, trace)
+
+    async def _models(self, request: Request, record: AuditRecord) -> Response:
+        caller = self.authenticate(request)
+        record.key_id = caller.key_id
+        created = int(time.time())
+        cards = [
+            ModelCard.of(served, created)
+            for served in self.backend.models()
+            if caller.may_use(served.id)
+        ]
+        record.status = 200
+        return JSONResponse(ModelList(data=cards).model_dump())
+
+    async def _generate(
+        self,
+        request: Request,
+        protocol: type[OpenAIRequest],
+        record: AuditRecord,
+        trace: RequestTrace,
+    ) -> Response:
+        caller = self.authenticate(request)
+        record.key_id = caller.key_id
+        body = await read_body(request, self.config.max_body_bytes)
+        parsed = protocol.model_validate_json(body or b"{}")
+        unknown = parsed.unknown_fields()
+        if unknown:
+            logger.warning(
+                "request %s: ignored unknown field(s): %s", record.request_id, ", ".join(unknown)
+            )
+        # a name that is not served is client text and may carry anything
+        record.model = self.metrics.model_label(parsed.model)
+        record.stream = parsed.stream
+        gen_request, trace.prompt_tokens = self.build_request(parsed, caller, record.request_id)
+        record.prompt_sha256 = prompt_sha256(gen_request.prompt, gen_request.messages)
+        if parsed.stream:
+            return await self._start_stream(request, parsed, gen_request, record, trace)
+        choices = await self._watched(request, trace, self._collect(gen_request, trace))
+        record.status = 200
+        return JSONResponse(parsed.response_body(record.request_id, choices, trace.final_usage()))
 
     # ---------------------------------------------------------------- routing
 
@@ -287,7 +237,7 @@ class Gateway:
                 raise BadRequestError(
                     f"the prompt is {prompt_tokens} tokens, which fills the model's context "
                     f"of {context} tokens",
-                    param="messages" if request.kind == "chat" else "prompt",
+                    param=parsed.prompt_field,
                     code="context_length_exceeded",
                 )
             return min(default, room), prompt_tokens
@@ -301,7 +251,7 @@ class Gateway:
         return asked, prompt_tokens
 
     def build_request(
-        self, kind: Kind, parsed: OpenAIRequest, caller: Caller, request_id: str
+        self, parsed: OpenAIRequest, caller: Caller, request_id: str
     ) -> tuple[GenerationRequest, int | None]:
         """Turn a parsed OpenAI request into the backend's request (routing and budget checked).
 
@@ -309,33 +259,22 @@ class Gateway:
             The backend request and the prompt's token count (None when unknown).
         """
         adapter = self.route(parsed.model, caller)
-        placeholder = parsed.to_sampling_params(1)
-        if kind == "chat":
-            assert isinstance(parsed, ChatCompletionRequest)
-            draft = GenerationRequest(
-                request_id,
-                parsed.model,
-                placeholder,
-                messages=parsed.chat_messages(),
-                adapter=adapter,
-            )
-        else:
-            assert isinstance(parsed, CompletionRequest)
-            draft = GenerationRequest(
-                request_id, parsed.model, placeholder, prompt=parsed.prompt_text(), adapter=adapter
-            )
+        draft = parsed.to_generation_request(request_id, 1, adapter)
         max_tokens, prompt_tokens = self.token_budget(parsed, draft)
-        final = GenerationRequest(
-            request_id=request_id,
-            model=draft.model,
-            sampling=parsed.to_sampling_params(max_tokens),
-            prompt=draft.prompt,
-            messages=draft.messages,
-            adapter=adapter,
-        )
-        return final, prompt_tokens
+        return replace(draft, sampling=parsed.to_sampling_params(max_tokens)), prompt_tokens
 
     # ------------------------------------------------------------- execution
+
+    def remaining(self, trace: RequestTrace) -> float:
+        """Seconds left of this request's time limit."""
+        return self.config.request_timeout_s - trace.elapsed()
+
+    def timed_out(self) -> RequestTimeoutError:
+        """The 504 of a request that ran past its time limit."""
+        return RequestTimeoutError(
+            f"generation did not finish within {self.config.request_timeout_s:g} s",
+            code="request_timeout",
+        )
 
     async def _watched(self, request: Request, trace: RequestTrace, work: Awaitable[T]) -> T:
         """Run ``work`` until it ends, the deadline passes (504) or the client leaves.
@@ -343,7 +282,7 @@ class Gateway:
         The work is cancelled in the last two cases, which cancels the backend generator.
         """
         task = asyncio.ensure_future(work)
-        watcher = asyncio.ensure_future(_wait_for_disconnect(request.receive))
+        watcher = asyncio.ensure_future(wait_for_disconnect(request.receive))
         try:
             done, _ = await asyncio.wait(
                 {task, watcher},
@@ -362,100 +301,25 @@ class Gateway:
             raise ClientGone()
         raise self.timed_out()
 
-    async def _collect(self, request: GenerationRequest, trace: RequestTrace) -> list[list[Any]]:
-        """Queue, then run the backend to the end; returns ``[text, finish_reason]`` per choice."""
-        choices: list[list[Any]] = [["", None] for _ in range(request.sampling.n)]
+    async def _collect(self, request: GenerationRequest, trace: RequestTrace) -> list[ChoiceText]:
+        """Queue, then run the backend to the end; returns ``(text, finish_reason)`` per choice."""
+        texts = [""] * request.sampling.n
+        finishes: list[str | None] = [None] * request.sampling.n
         async with self.queue.slot():
             stream = self.backend.generate(request)
             try:
                 async for chunk in stream:
                     trace.saw(chunk)
-                    choice = choices[chunk.index]
-                    choice[0] += chunk.text
+                    texts[chunk.index] += chunk.text
                     if chunk.finish_reason is not None:
-                        choice[1] = chunk.finish_reason
+                        finishes[chunk.index] = chunk.finish_reason
             finally:
                 await stream.aclose()  # type: ignore[attr-defined]
-        return choices
-
-    async def generate(self, request: Request, kind: Kind) -> Response:
-        """Answer one ``/v1/chat/completions`` or ``/v1/completions`` request.
-
-        Args:
-            request: the HTTP request.
-            kind: which endpoint.
-
-        Returns:
-            A JSON response, an SSE stream, or an OpenAI error response.
-        """
-        request_id = ("chatcmpl-" if kind == "chat" else "cmpl-") + uuid.uuid4().hex
-        trace = RequestTrace()
-        record = AuditRecord(request_id=request_id, endpoint=ENDPOINTS[kind])
-        handed_off = False
-        try:
-            caller = self.authenticate(request)
-            record.key_id = caller.key_id
-            body = await read_body(request, self.config.max_body_bytes)
-            model_cls = ChatCompletionRequest if kind == "chat" else CompletionRequest
-            parsed: OpenAIRequest = model_cls.model_validate_json(body or b"{}")
-            unknown = parsed.unknown_fields()
-            if unknown:
-                logger.warning(
-                    "request %s: ignored unknown field(s): %s", request_id, ", ".join(unknown)
-                )
-            # a name that is not served is client text and may carry anything
-            record.model = self.metrics.model_label(parsed.model)
-            record.stream = parsed.stream
-            gen_request, trace.prompt_tokens = self.build_request(kind, parsed, caller, request_id)
-            record.prompt_sha256 = prompt_sha256(gen_request.prompt, gen_request.messages)
-            if parsed.stream:
-                response = await self._start_stream(
-                    request, kind, parsed, gen_request, record, trace
-                )
-                handed_off = True
-                return response
-            choices = await self._watched(request, trace, self._collect(gen_request, trace))
-            record.status = 200
-            return JSONResponse(self._body(kind, parsed.model, request_id, choices, trace))
-        except ClientGone:
-            record.status = CLIENT_CLOSED
-            record.error_type = "client_closed"
-            return Response(status_code=CLIENT_CLOSED)
-        except (ServingError, ValidationError, Exception) as exc:
-            record.status, record.error_type = error_status(exc)
-            return error_response(exc, request_id)
-        finally:
-            if not handed_off:
-                self.finish(record, trace)
-
-    def _body(
-        self, kind: Kind, model: str, request_id: str, choices: list[list[Any]], trace: RequestTrace
-    ) -> dict[str, Any]:
-        usage = UsageBody.of(trace.final_usage())
-        if kind == "chat":
-            return ChatCompletionResponse(
-                id=request_id,
-                model=model,
-                choices=[
-                    ChatChoice(index=i, message=AssistantMessage(content=text), finish_reason=fin)
-                    for i, (text, fin) in enumerate(choices)
-                ],
-                usage=usage,
-            ).model_dump()
-        return CompletionResponse(
-            id=request_id,
-            model=model,
-            choices=[
-                CompletionChoice(index=i, text=text, finish_reason=fin)
-                for i, (text, fin) in enumerate(choices)
-            ],
-            usage=usage,
-        ).model_dump()
+        return list(zip(texts, finishes, strict=True))
 
     async def _start_stream(
         self,
         request: Request,
-        kind: Kind,
         parsed: OpenAIRequest,
         gen_request: GenerationRequest,
         record: AuditRecord,
@@ -481,10 +345,10 @@ class Gateway:
             self.queue.release()
             if record.status == 0:
                 record.status, record.error_type = CLIENT_CLOSED, "client_closed"
-            self.finish(record, trace)
+            self.ledger.close(record, trace)
 
         try:
-            first: GenerationChunk | None = await self._watched(request, trace, _next_chunk(stream))
+            first: GenerationChunk | None = await self._watched(request, trace, next_chunk(stream))
         except BaseException:
             # nothing was sent yet: the caller answers with the error's status and audits
             closed = True
@@ -493,14 +357,11 @@ class Gateway:
             self.queue.release()
             raise
         created = int(time.time())
-        events = self._events(
-            kind, parsed, gen_request, first, stream, record, trace, created, close
-        )
-        return _SSEResponse(events, on_close=close)
+        events = self._events(parsed, gen_request, first, stream, record, trace, created, close)
+        return SSEResponse(events, on_close=close)
 
     async def _events(
         self,
-        kind: Kind,
         parsed: OpenAIRequest,
         gen_request: GenerationRequest,
         first: GenerationChunk | None,
@@ -512,17 +373,17 @@ class Gateway:
     ) -> AsyncIterator[str]:
         # close() (release the slot, write the audit line) runs before the final
         # [DONE], so a client that has read the whole stream finds its audit line
-        # written; _SSEResponse calls it again (a no-op then) or on disconnect.
-        request_id, model = gen_request.request_id, gen_request.model
-        if kind == "chat":
-            yield _sse(role_event(request_id, model, created, gen_request.sampling.n))
+        # written; SSEResponse calls it again (a no-op then) or on disconnect.
+        request_id = gen_request.request_id
+        for opening in parsed.stream_opening(request_id, created):
+            yield sse(opening)
         chunk = first
-        guard = _StallGuard(self.remaining(trace))
+        guard = StallGuard(self.remaining(trace))
         try:
             while chunk is not None:
                 trace.saw(chunk)
                 if chunk.text or chunk.finish_reason is not None:
-                    yield _sse(chunk_event(kind, request_id, model, created, chunk))
+                    yield sse(parsed.stream_chunk(request_id, created, chunk))
                 try:
                     chunk = await guard.next_chunk(stream)
                 except asyncio.TimeoutError:
@@ -532,77 +393,14 @@ class Gateway:
             if not isinstance(exc, ServingError | ValidationError):
                 log_unexpected(request_id, exc)
             body = json.loads(bytes(error_response(exc, request_id).body))
-            yield _sse(body)
+            yield sse(body)
             await close()
-            yield _sse("[DONE]")
+            yield sse("[DONE]")
             return
         finally:
             guard.close()
         if parsed.include_usage():
-            yield _sse(usage_event(kind, request_id, model, created, trace.final_usage()))
+            yield sse(parsed.stream_usage(request_id, created, trace.final_usage()))
         record.status = 200
         await close()
-        yield _sse("[DONE]")
-
-
-async def _next_chunk(stream: AsyncIterator[GenerationChunk]) -> GenerationChunk | None:
-    try:
-        return await stream.__anext__()
-    except StopAsyncIteration:
-        return None
-
-
-class _StallGuard:
-    """The request's deadline while a stream waits for its next chunk: one timer per request.
-
-    When the time is up while the stream's task waits for a chunk, the task is
-    cancelled and the wait raises ``asyncio.TimeoutError``; when it was up
-    before the wait began, the wait raises it at once. ``asyncio.timeout`` around each wait
-    would do the same with a new timer, and look-ups of the running loop and
-    task, per streamed token: about three system calls per token more than
-    vLLM's own server makes (docs/benchmarks.md).
-
-    Args:
-        seconds: time left for the request.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        self._waiting = False
-        self.expired = False
-        self._deadline = self._loop.time() + max(0.0, seconds)
-        self._timer = self._loop.call_at(self._deadline, self._expire)
-
-    def _expire(self) -> None:
-        self.expired = True
-        if self._waiting and self._task is not None:
-            # Only while the task is suspended in next_chunk's await: the
-            # cancellation lands there, whether or not the chunk arrived meanwhile.
-            self._task.cancel()
-
-    async def next_chunk(self, stream: AsyncIterator[GenerationChunk]) -> GenerationChunk | None:
-        """The next chunk (None at the end), or ``asyncio.TimeoutError`` when the time is up.
-
-        Raises:
-            asyncio.TimeoutError: the deadline passed before the chunk came.
-        """
-        # the timer runs on the next loop turn after the deadline; the clock knows already
-        if self.expired or self._loop.time() >= self._deadline:
-            raise asyncio.TimeoutError
-        self._waiting = True
-        try:
-            return await _next_chunk(stream)
-        except asyncio.CancelledError:
-            # ours alone (not also the client leaving or shutdown): a timeout.
-            # Python 3.10 does not count cancellations (no Task.uncancel).
-            uncancel = getattr(self._task, "uncancel", None)
-            if self.expired and (uncancel is None or uncancel() == 0):
-                raise asyncio.TimeoutError from None
-            raise
-        finally:
-            self._waiting = False
-
-    def close(self) -> None:
-        """Drop the timer (the stream ended or failed)."""
-        self._timer.cancel()
+        yield sse("[DONE]")

@@ -2,23 +2,38 @@
 
 Requests accept fields this gateway does not know (``extra="allow"``); the
 gateway ignores them and logs their *names* (:meth:`OpenAIRequest.unknown_fields`).
-Requests convert themselves to engine parameters with
-:meth:`OpenAIRequest.to_sampling_params`.
+Each endpoint is one request class that knows its own wire shapes: it converts
+itself to the backend's request (:meth:`OpenAIRequest.to_generation_request`,
+:meth:`OpenAIRequest.to_sampling_params`) and builds its answers (the JSON body,
+the SSE events), so the gateway treats chat and text completions alike.
+
+Each ``ChoiceText`` is one choice of a non-streaming answer: ``(text, finish_reason)``.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from typing import Annotated, Any, Literal
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from serving.backends.base import ChatMessage, GenerationChunk, SamplingParams, ServedModel, Usage
+from serving.backends.base import (
+    ChatMessage,
+    GenerationChunk,
+    GenerationRequest,
+    SamplingParams,
+    ServedModel,
+    Usage,
+)
 from serving.errors import BadRequestError
 
 # Field names we log must be harmless: a client could put text in a key.
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
+
+ChoiceText = tuple[str, str | None]
 
 
 class StreamOptions(BaseModel):
@@ -78,9 +93,17 @@ class ChatMessageParam(BaseModel):
 
 
 class OpenAIRequest(BaseModel):
-    """Fields both generation endpoints share."""
+    """Fields and conversions both generation endpoints share.
+
+    Class attributes: ``endpoint`` (the route path), ``id_prefix`` (of response
+    ids) and ``prompt_field`` (the field a too-long prompt is reported on).
+    """
 
     model_config = ConfigDict(extra="allow")
+
+    endpoint: ClassVar[str]
+    id_prefix: ClassVar[str]
+    prompt_field: ClassVar[str]
 
     model: str = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
@@ -138,9 +161,52 @@ class OpenAIRequest(BaseModel):
             n=self.n,
         )
 
+    @abstractmethod
+    def to_generation_request(
+        self, request_id: str, max_tokens: int, adapter: str | None
+    ) -> GenerationRequest:
+        """The backend's request for this one.
+
+        Args:
+            request_id: the response id.
+            max_tokens: the resolved token budget.
+            adapter: the adapter the model name routes to (None: the base model).
+
+        Raises:
+            BadRequestError: the prompt is not one the backends serve.
+        """
+
+    @abstractmethod
+    def response_body(
+        self, request_id: str, choices: Sequence[ChoiceText], usage: Usage
+    ) -> dict[str, Any]:
+        """The JSON body of a non-streaming answer."""
+
+    def stream_opening(self, request_id: str, created: int) -> list[dict[str, Any]]:
+        """SSE payloads sent before the first backend chunk (none by default)."""
+        return []
+
+    @abstractmethod
+    def stream_chunk(self, request_id: str, created: int, chunk: GenerationChunk) -> dict[str, Any]:
+        """The SSE payload of one backend chunk (usage left out; it gets its own event).
+
+        Args:
+            request_id: the response id.
+            created: creation time of the response (same for every chunk).
+            chunk: the backend's delta.
+        """
+
+    @abstractmethod
+    def stream_usage(self, request_id: str, created: int, usage: Usage) -> dict[str, Any]:
+        """The final SSE payload of ``stream_options.include_usage``: no choices, only usage."""
+
 
 class ChatCompletionRequest(OpenAIRequest):
     """``POST /v1/chat/completions``."""
+
+    endpoint: ClassVar[str] = "/v1/chat/completions"
+    id_prefix: ClassVar[str] = "chatcmpl-"
+    prompt_field: ClassVar[str] = "messages"
 
     messages: list[ChatMessageParam] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
@@ -153,9 +219,73 @@ class ChatCompletionRequest(OpenAIRequest):
         """The messages as plain dicts for the backend (unset fields left out)."""
         return [message.model_dump(exclude_none=True) for message in self.messages]
 
+    def to_generation_request(
+        self, request_id: str, max_tokens: int, adapter: str | None
+    ) -> GenerationRequest:
+        """The backend's request: the chat messages (see ``OpenAIRequest``)."""
+        return GenerationRequest(
+            request_id,
+            self.model,
+            self.to_sampling_params(max_tokens),
+            messages=self.chat_messages(),
+            adapter=adapter,
+        )
+
+    def response_body(
+        self, request_id: str, choices: Sequence[ChoiceText], usage: Usage
+    ) -> dict[str, Any]:
+        """A ``chat.completion`` body."""
+        return ChatCompletionResponse(
+            id=request_id,
+            model=self.model,
+            choices=[
+                ChatChoice(index=i, message=AssistantMessage(content=text), finish_reason=fin)
+                for i, (text, fin) in enumerate(choices)
+            ],
+            usage=UsageBody.of(usage),
+        ).model_dump()
+
+    def stream_opening(self, request_id: str, created: int) -> list[dict[str, Any]]:
+        """The assistant role of every choice, as OpenAI sends it first."""
+        opening = ChatCompletionChunk(
+            id=request_id,
+            created=created,
+            model=self.model,
+            choices=[
+                ChatChunkChoice(index=index, delta=ChatDelta(role="assistant", content=""))
+                for index in range(self.n)
+            ],
+        )
+        return [opening.model_dump()]
+
+    def stream_chunk(self, request_id: str, created: int, chunk: GenerationChunk) -> dict[str, Any]:
+        """A ``chat.completion.chunk`` with the chunk's text as the delta's content."""
+        return ChatCompletionChunk(
+            id=request_id,
+            created=created,
+            model=self.model,
+            choices=[
+                ChatChunkChoice(
+                    index=chunk.index,
+                    delta=ChatDelta(content=chunk.text),
+                    finish_reason=chunk.finish_reason,
+                )
+            ],
+        ).model_dump(exclude_none=False)
+
+    def stream_usage(self, request_id: str, created: int, usage: Usage) -> dict[str, Any]:
+        """A ``chat.completion.chunk`` with no choices and the usage."""
+        return ChatCompletionChunk(
+            id=request_id, created=created, model=self.model, choices=[], usage=UsageBody.of(usage)
+        ).model_dump()
+
 
 class CompletionRequest(OpenAIRequest):
     """``POST /v1/completions`` (one prompt per request)."""
+
+    endpoint: ClassVar[str] = "/v1/completions"
+    id_prefix: ClassVar[str] = "cmpl-"
+    prompt_field: ClassVar[str] = "prompt"
 
     prompt: str | list[str]
 
@@ -173,6 +303,51 @@ class CompletionRequest(OpenAIRequest):
                 param="prompt",
             )
         return self.prompt[0]
+
+    def to_generation_request(
+        self, request_id: str, max_tokens: int, adapter: str | None
+    ) -> GenerationRequest:
+        """The backend's request: the single prompt (see :meth:`prompt_text`)."""
+        return GenerationRequest(
+            request_id,
+            self.model,
+            self.to_sampling_params(max_tokens),
+            prompt=self.prompt_text(),
+            adapter=adapter,
+        )
+
+    def response_body(
+        self, request_id: str, choices: Sequence[ChoiceText], usage: Usage
+    ) -> dict[str, Any]:
+        """A ``text_completion`` body."""
+        return CompletionResponse(
+            id=request_id,
+            model=self.model,
+            choices=[
+                CompletionChoice(index=i, text=text, finish_reason=fin)
+                for i, (text, fin) in enumerate(choices)
+            ],
+            usage=UsageBody.of(usage),
+        ).model_dump()
+
+    def stream_chunk(self, request_id: str, created: int, chunk: GenerationChunk) -> dict[str, Any]:
+        """A ``text_completion`` event with the chunk's text."""
+        return CompletionChunk(
+            id=request_id,
+            created=created,
+            model=self.model,
+            choices=[
+                CompletionChoice(
+                    index=chunk.index, text=chunk.text, finish_reason=chunk.finish_reason
+                )
+            ],
+        ).model_dump()
+
+    def stream_usage(self, request_id: str, created: int, usage: Usage) -> dict[str, Any]:
+        """A ``text_completion`` event with no choices and the usage."""
+        return CompletionChunk(
+            id=request_id, created=created, model=self.model, choices=[], usage=UsageBody.of(usage)
+        ).model_dump()
 
 
 # ---------------------------------------------------------------- responses
@@ -309,72 +484,3 @@ class ModelList(BaseModel):
 
     object: Literal["list"] = "list"
     data: list[ModelCard]
-
-
-def chunk_event(
-    kind: Literal["chat", "completion"],
-    request_id: str,
-    model: str,
-    created: int,
-    chunk: GenerationChunk,
-) -> dict[str, Any]:
-    """The SSE payload of one backend chunk.
-
-    Args:
-        kind: which endpoint's shape to use.
-        request_id: the response id.
-        model: the served model name.
-        created: creation time of the response (same for every chunk).
-        chunk: the backend's delta.
-
-    Returns:
-        The JSON-ready chunk dict (usage left out; it gets its own final event).
-    """
-    if kind == "chat":
-        return ChatCompletionChunk(
-            id=request_id,
-            created=created,
-            model=model,
-            choices=[
-                ChatChunkChoice(
-                    index=chunk.index,
-                    delta=ChatDelta(content=chunk.text),
-                    finish_reason=chunk.finish_reason,
-                )
-            ],
-        ).model_dump(exclude_none=False)
-    return CompletionChunk(
-        id=request_id,
-        created=created,
-        model=model,
-        choices=[
-            CompletionChoice(index=chunk.index, text=chunk.text, finish_reason=chunk.finish_reason)
-        ],
-    ).model_dump()
-
-
-def role_event(request_id: str, model: str, created: int, n: int) -> dict[str, Any]:
-    """The first chat SSE event: the assistant role of every choice, as OpenAI sends it."""
-    return ChatCompletionChunk(
-        id=request_id,
-        created=created,
-        model=model,
-        choices=[
-            ChatChunkChoice(index=index, delta=ChatDelta(role="assistant", content=""))
-            for index in range(n)
-        ],
-    ).model_dump()
-
-
-def usage_event(
-    kind: Literal["chat", "completion"], request_id: str, model: str, created: int, usage: Usage
-) -> dict[str, Any]:
-    """The final SSE event of ``stream_options.include_usage``: no choices, only usage."""
-    body = UsageBody.of(usage)
-    if kind == "chat":
-        return ChatCompletionChunk(
-            id=request_id, created=created, model=model, choices=[], usage=body
-        ).model_dump()
-    return CompletionChunk(
-        id=request_id, created=created, model=model, choices=[], usage=body
-    ).model_dump()

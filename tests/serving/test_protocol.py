@@ -8,13 +8,7 @@ from pydantic import ValidationError
 from serving.backends.base import GenerationChunk, Usage
 from serving.errors import BadRequestError
 from serving.errors_http import validation_error
-from serving.protocol import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    chunk_event,
-    role_event,
-    usage_event,
-)
+from serving.protocol import ChatCompletionRequest, CompletionRequest
 
 
 def test_to_sampling_params() -> None:
@@ -88,15 +82,17 @@ def test_validation_error_never_echoes_values() -> None:
 
 def test_stream_event_shapes() -> None:
     chunk = GenerationChunk(index=1, text="hi", token_count=1, finish_reason="stop")
-    chat = chunk_event("chat", "id1", "m", 5, chunk)
+    chat_request = ChatCompletionRequest(model="m", messages=[{"role": "user"}], n=2)
+    chat = chat_request.stream_chunk("id1", 5, chunk)
     assert chat["object"] == "chat.completion.chunk"
     assert chat["choices"][0] == {
         "index": 1, "delta": {"role": None, "content": "hi"}, "finish_reason": "stop",
         "logprobs": None,
     }  # fmt: skip
-    text = chunk_event("completion", "id2", "m", 5, chunk)
+    text = CompletionRequest(model="m", prompt="p").stream_chunk("id2", 5, chunk)
     assert text["object"] == "text_completion" and text["choices"][0]["text"] == "hi"
-    roles = role_event("id1", "m", 5, n=2)
+    [roles] = chat_request.stream_opening("id1", 5)
     assert [c["delta"]["role"] for c in roles["choices"]] == ["assistant", "assistant"]
-    usage = usage_event("chat", "id1", "m", 5, Usage(3, 4))
+    assert CompletionRequest(model="m", prompt="p").stream_opening("id2", 5) == []
+    usage = chat_request.stream_usage("id1", 5, Usage(3, 4))
     assert usage["choices"] == [] and usage["usage"]["total_tokens"] == 7

@@ -1,4 +1,4 @@
-"""serving/gateway.py: the per-request deadline of a stream (_StallGuard)."""
+"""serving/streaming.py: the per-request deadline of a stream (StallGuard)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from serving.backends.base import GenerationChunk
-from serving.gateway import _StallGuard
+from serving.streaming import StallGuard
 
 
 async def _chunks(delays: list[float], cleaned: list[str]) -> AsyncIterator[GenerationChunk]:
@@ -22,7 +22,7 @@ async def _chunks(delays: list[float], cleaned: list[str]) -> AsyncIterator[Gene
 
 def test_a_stream_within_its_time_is_read_to_the_end() -> None:
     async def scenario() -> list[str]:
-        guard = _StallGuard(5.0)
+        guard = StallGuard(5.0)
         stream = _chunks([0.0] * 50, [])
         texts = []
         while (chunk := await guard.next_chunk(stream)) is not None:
@@ -36,7 +36,7 @@ def test_a_stream_within_its_time_is_read_to_the_end() -> None:
 def test_a_stalled_stream_times_out_and_the_backend_sees_the_cancellation() -> None:
     async def scenario() -> tuple[list[str], float, int]:
         cleaned: list[str] = []
-        guard = _StallGuard(0.2)
+        guard = StallGuard(0.2)
         stream = _chunks([0.0, 3.0], cleaned)
         assert (await guard.next_chunk(stream)) is not None
         loop = asyncio.get_running_loop()
@@ -57,7 +57,7 @@ def test_a_stalled_stream_times_out_and_the_backend_sees_the_cancellation() -> N
 
 def test_expiry_between_chunks_is_reported_without_cancelling() -> None:
     async def scenario() -> bool:
-        guard = _StallGuard(0.05)
+        guard = StallGuard(0.05)
         stream = _chunks([0.0, 0.0], [])
         await guard.next_chunk(stream)
         await asyncio.sleep(0.2)  # the caller is busy elsewhere (sending) when time runs out
@@ -72,10 +72,10 @@ def test_expiry_between_chunks_is_reported_without_cancelling() -> None:
 
 def test_an_outside_cancellation_stays_a_cancellation() -> None:
     async def scenario(expire_too: bool) -> None:
-        guards: list[_StallGuard] = []
+        guards: list[StallGuard] = []
 
         async def reader() -> None:
-            guards.append(_StallGuard(10.0))
+            guards.append(StallGuard(10.0))
             await guards[0].next_chunk(_chunks([3.0], []))
 
         task = asyncio.ensure_future(reader())
