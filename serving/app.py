@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.audit import AuditLog
-from serving.auth import KeyRing, check_exposure
+from serving.auth import KeyRing, check_exposure, load_keyring
 from serving.backends.base import Backend
 from serving.config import ServeConfig
 from serving.errors import (
@@ -31,7 +31,6 @@ from serving.errors import (
 )
 from serving.errors_http import error_response
 from serving.gateway import MODELS_ENDPOINT, Gateway
-from serving.keys import load_keys
 from serving.metrics import GatewayMetrics
 from serving.protocol import ChatCompletionRequest, CompletionRequest
 
@@ -44,8 +43,8 @@ def create_app(backend: Backend, config: ServeConfig, keys: KeyRing | None = Non
     Args:
         backend: the generation engine; the app's lifespan calls ``start()`` and ``close()``.
         config: the gateway settings.
-        keys: API keys; None loads them from ``config.api_keys_file`` and
-            ``CLINICAL_LLM_API_KEYS``.
+        keys: API keys (checked against ``config.host`` here); None loads them once with
+            :func:`~serving.auth.load_keyring` (``api_keys_file``, ``CLINICAL_LLM_API_KEYS``).
 
     Returns:
         The FastAPI application.
@@ -53,11 +52,13 @@ def create_app(backend: Backend, config: ServeConfig, keys: KeyRing | None = Non
     Raises:
         BadInputError: a bad keys file, or no keys while the host is not loopback.
     """
-    keyring = keys if keys is not None else KeyRing(load_keys(config.api_keys_file))
-    check_exposure(config, keyring)
+    if keys is None:
+        keys = load_keyring(config)
+    else:
+        check_exposure(config, keys)
     metrics = GatewayMetrics(config.served_names())
     audit = AuditLog(config.audit_log)
-    gateway = Gateway(backend, config, keyring, audit, metrics)
+    gateway = Gateway(backend, config, keys, audit, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from llm.errors import BadInputError
 from serving.config import ServeConfig, is_loopback
 from serving.errors import AuthenticationError, PermissionDeniedError
-from serving.keys import ENV_VAR, ApiKeyEntry, hash_key
+from serving.keys import ENV_VAR, ApiKeyEntry, hash_key, load_keys
 
 # The key id written to the audit log when the gateway runs without keys (loopback only).
 ANONYMOUS = "anonymous"
@@ -114,3 +114,22 @@ def check_exposure(config: ServeConfig, keys: KeyRing) -> None:
         raise BadInputError(
             f"require_api_keys: true but no keys configured (api_keys_file or {ENV_VAR})"
         )
+
+
+def load_keyring(config: ServeConfig) -> KeyRing:
+    """The configured keys, loaded once, and refused when unsafe for the bind address.
+
+    Args:
+        config: the gateway settings (``api_keys_file``, host, ``require_api_keys``);
+            ``CLINICAL_LLM_API_KEYS`` adds keys.
+
+    Returns:
+        The key ring (empty: open access on loopback).
+
+    Raises:
+        BadInputError: a bad keys file or environment value, or no keys while the host is
+            not loopback or keys are required.
+    """
+    keys = KeyRing(load_keys(config.api_keys_file))
+    check_exposure(config, keys)
+    return keys

@@ -14,10 +14,9 @@ from fastapi import FastAPI
 
 from llm.errors import BadInputError
 from serving.app import create_app
-from serving.auth import KeyRing, check_exposure
+from serving.auth import load_keyring
 from serving.backends import create_backend
 from serving.config import ServeConfig
-from serving.keys import load_keys
 
 logger = logging.getLogger("serving.gateway")
 
@@ -49,8 +48,7 @@ def run_server(config: ServeConfig, announce: Callable[[str], None] | None = Non
             backend failed to start.
     """
     # keys are checked before the backend is built: refusing must not cost a model load
-    keys = KeyRing(load_keys(config.api_keys_file))
-    check_exposure(config, keys)
+    keys = load_keyring(config)
     backend = create_backend(config.backend, config.backend_settings())
     app = create_app(backend, config, keys)
     server = uvicorn.Server(_uvicorn_config(app, config.host, config.port, config.log_level))

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from llm.errors import BadInputError, RecordError
-from serving.auth import KeyRing, check_exposure
+from serving.auth import KeyRing, check_exposure, load_keyring
 from serving.config import ServeConfig, is_loopback
 from serving.keys import ApiKeyEntry, append_key, hash_key, load_key_file, load_keys
 from tests.serving.conftest import FakeBackend, LiveGateway, make_key
@@ -88,6 +88,17 @@ def test_non_loopback_without_keys_refused() -> None:
     with pytest.raises(BadInputError, match="require_api_keys"):
         check_exposure(ServeConfig(require_api_keys=True), KeyRing([]))
     check_exposure(ServeConfig(host="0.0.0.0"), KeyRing([make_key("a")[1]]))
+
+
+def test_load_keyring_reads_the_file_once_and_checks_the_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CLINICAL_LLM_API_KEYS", raising=False)
+    keys = tmp_path / "keys.jsonl"
+    append_key(keys, make_key("app")[1])
+    assert len(load_keyring(ServeConfig(host="0.0.0.0", api_keys_file=keys))) == 1
+    with pytest.raises(BadInputError, match="API keys are required"):
+        load_keyring(ServeConfig(host="0.0.0.0"))
 
 
 @pytest.mark.slow
