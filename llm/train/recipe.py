@@ -39,6 +39,7 @@ from pydantic_core import ErrorDetails
 
 from llm.errors import BadInputError
 from llm.overrides import apply_overrides
+from llm.train.distributed import read_accelerate_config
 from llm.train.recipe_checks import (
     Problem,
     RecipeError,
@@ -374,8 +375,6 @@ class Recipe(_Section):
         """Processes the launch config asks for (1 without one)."""
         if self.launch.accelerate_config is None:
             return 1
-        from llm.train.distributed import read_accelerate_config
-
         return read_accelerate_config(self.launch.accelerate_config).num_processes
 
     @property

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from llm.manifest import base_manifest, library_versions, write_manifest
 from llm.train.recipe import Recipe
+from llm.train.result import TrainingResult
 
 if TYPE_CHECKING:
     from llm.train.datasets import TrainingData
     from llm.train.model_setup import LoadedModel
-    from llm.train.trainer import TrainingResult
 
 MANIFEST_KIND = "train"
 LIBRARIES = (

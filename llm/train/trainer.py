@@ -34,7 +34,6 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,7 @@ from llm.train.distributed import check_world_size, init_distributed_state, is_c
 from llm.train.loss import accepts_logits_to_keep
 from llm.train.model_setup import LoadedModel, base_config, load_model, training_precision
 from llm.train.recipe import Recipe
+from llm.train.result import TrainingResult
 from llm.train.run_manifest import write_run_manifest
 from llm.train.safe_resume import weights_only_deepspeed_checkpoints
 from llm.train.tracking import (
@@ -67,40 +67,6 @@ FINAL_DIR = "final"
 TRAINER_STATE = "trainer_state.json"
 # Environment variables a launcher (accelerate, torchrun, deepspeed) sets in every process.
 LAUNCHER_ENV = ("WORLD_SIZE", "LOCAL_RANK", "ACCELERATE_MIXED_PRECISION")
-
-
-@dataclass
-class TrainingResult:
-    """What one call of :func:`run_training` did.
-
-    Attributes:
-        output_dir: the run folder.
-        final_dir: the saved adapter or model (``output_dir/final``).
-        manifest_path: ``output_dir/manifest.json`` (written by the main process).
-        world_size: processes that trained.
-        global_step: optimizer steps done, resumed ones included.
-        train_loss: mean training loss of this session (HF's ``train_loss``).
-        eval_loss: loss on the eval split after training (None without one).
-        tokens_seen: real (non-pad) tokens trained on, all processes, resumed part included.
-        tokens_per_second: real tokens per second of this session.
-        resumed_from: the checkpoint this session started from, if any.
-        log_history: the Trainer's log entries (loss, learning rate, eval loss per step).
-    """
-
-    output_dir: Path
-    final_dir: Path
-    manifest_path: Path
-    world_size: int
-    global_step: int
-    train_loss: float | None
-    eval_loss: float | None
-    tokens_seen: int
-    tokens_per_second: float
-    resumed_from: Path | None = None
-    log_history: list[dict[str, Any]] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return str(self.output_dir)
 
 
 def launched_by_launcher() -> bool:
