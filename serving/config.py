@@ -1,15 +1,16 @@
 """Gateway settings: one typed model, loaded from ``serve.yaml`` and overridden by CLI flags.
 
-Override order: field defaults < the YAML file < explicit CLI flags. Unknown
-keys are errors, and every problem in the file is reported at once, naming
-the file and the field. Backend-specific settings live under
-``backend_options:`` and are passed to the backend untouched.
+Override order: field defaults < the YAML file < explicit CLI flags
+(:class:`ServeOverrides`). Unknown keys are errors, and every problem in the
+file is reported at once, naming the file and the field. Backend-specific
+settings live under ``backend_options:`` and are passed to the backend
+untouched. The field descriptions are also the ``clinical-llm serve --help``.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,7 +67,11 @@ class ServeConfig(BaseModel):
     backend_options: dict[str, Any] = Field(
         default_factory=dict, description="The backend's own settings, passed to it as they are."
     )
-    host: str = Field("127.0.0.1", min_length=1, description="Address to bind.")
+    host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address to bind; any non-loopback address requires API keys.",
+    )
     port: int = Field(8000, ge=0, le=65535, description="Port to bind (0 picks a free one).")
     api_keys_file: Path | None = Field(
         None,
@@ -150,19 +155,103 @@ class ServeConfig(BaseModel):
         )
 
 
+def parse_assignment(value: str, flag: str) -> tuple[str, str]:
+    """Split the ``NAME=VALUE`` of a flag such as ``--model``.
+
+    Raises:
+        BadInputError: no ``=`` or an empty side.
+    """
+    name, sep, rest = value.partition("=")
+    if not sep or not name.strip() or not rest.strip():
+        raise BadInputError(f"{flag}: expected NAME=VALUE, got {value!r}")
+    return name.strip(), rest.strip()
+
+
+def _described(name: str) -> str:
+    return ServeConfig.model_fields[name].description or ""
+
+
+class ServeOverrides(BaseModel):
+    """The settings given as ``clinical-llm serve`` flags, applied over ``serve.yaml``.
+
+    A field left unset (None, or empty for the mappings) keeps the file's value;
+    ``adapters`` and ``backend_options`` are merged key by key. Values are checked
+    by :class:`ServeConfig` with the file's, so every problem is reported at once.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: str | None = Field(None, description=_described("backend"))
+    model_name: str | None = Field(None, description=_described("model_name"))
+    model_path: str | None = Field(None, description=_described("model_path"))
+    adapters: dict[str, str] = Field(default_factory=dict, description=_described("adapters"))
+    backend_options: dict[str, Any] = Field(
+        default_factory=dict, description=_described("backend_options")
+    )
+    host: str | None = Field(None, description=_described("host"))
+    port: int | None = Field(None, description=_described("port"))
+    api_keys_file: Path | None = Field(None, description=_described("api_keys_file"))
+    audit_log: Path | None = Field(None, description=_described("audit_log"))
+
+    @classmethod
+    def from_flags(
+        cls,
+        *,
+        model: str | None = None,
+        adapters: Sequence[str] = (),
+        backend_options: Sequence[str] = (),
+        backend: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        api_keys_file: Path | None = None,
+        audit_log: Path | None = None,
+    ) -> ServeOverrides:
+        """Parse the flags written as assignments; the others are taken as they are.
+
+        Args:
+            model: ``--model NAME=PATH``.
+            adapters: each ``--adapter NAME=PATH``.
+            backend_options: each ``--backend-option KEY=VALUE`` (values are YAML scalars,
+                so numbers and booleans keep their type).
+            backend: ``--backend`` (None when the flag was not given; likewise below).
+            host: ``--host``.
+            port: ``--port``.
+            api_keys_file: ``--api-keys``.
+            audit_log: ``--audit-log``.
+
+        Raises:
+            BadInputError: a malformed NAME=PATH or KEY=VALUE flag.
+        """
+        model_name, model_path = parse_assignment(model, "--model") if model else (None, None)
+        options = {}
+        for item in backend_options:
+            key, raw = parse_assignment(item, "--backend-option")
+            options[key] = yaml.safe_load(raw)
+        return cls(
+            model_name=model_name,
+            model_path=model_path,
+            adapters=dict(parse_assignment(item, "--adapter") for item in adapters),
+            backend_options=options,
+            backend=backend,
+            host=host,
+            port=port,
+            api_keys_file=api_keys_file,
+            audit_log=audit_log,
+        )
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "<file>"
 
 
 def load_serve_config(
-    path: Path | None = None, overrides: Mapping[str, Any] | None = None
+    path: Path | None = None, overrides: ServeOverrides | None = None
 ) -> ServeConfig:
     """Build the gateway settings from an optional YAML file and CLI overrides.
 
     Args:
         path: ``serve.yaml``; None uses the defaults.
-        overrides: values from CLI flags; entries whose value is None are ignored, so an
-            unset flag never hides the file's value.
+        overrides: the CLI flags; unset ones never hide the file's value.
 
     Returns:
         The validated settings.
@@ -187,13 +276,10 @@ def load_serve_config(
         if not isinstance(loaded, dict):
             raise BadInputError(f"{path}: the serve config must be a mapping of settings")
         raw.update(loaded)
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        if key == "backend_options" and isinstance(value, Mapping):
-            raw["backend_options"] = {**raw.get("backend_options", {}), **value}
-        elif key == "adapters" and isinstance(value, Mapping):
-            raw["adapters"] = {**raw.get("adapters", {}), **value}
+    given = overrides.model_dump(exclude_defaults=True) if overrides is not None else {}
+    for key, value in given.items():
+        if key in ("backend_options", "adapters"):
+            raw[key] = {**raw.get(key, {}), **value}
         else:
             raw[key] = value
     try:

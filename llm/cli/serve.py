@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import typer
-import yaml
 
 from llm.cli.common import err_console, print_summary
 from llm.errors import BadInputError
+from serving.config import ServeConfig, ServeOverrides, load_serve_config
+from serving.keys import ApiKeyEntry
 
 serve_app = typer.Typer(
     help="Serve models behind an OpenAI-compatible API (see docs/serving.md).",
@@ -28,53 +28,22 @@ def register(app: typer.Typer) -> None:
     app.add_typer(serve_app, name="serve")
 
 
-def parse_assignment(value: str, flag: str) -> tuple[str, str]:
-    """Split ``NAME=VALUE`` from a flag.
+def _help(name: str, usage: str = "", note: str = "") -> str:
+    """The help of the flag that sets ``ServeConfig.name``: usage, description, note, default.
 
-    Raises:
-        BadInputError: no ``=`` or an empty side.
+    The config model's field descriptions and defaults are the one source, so the
+    help cannot drift from what the gateway does.
     """
-    name, sep, rest = value.partition("=")
-    if not sep or not name.strip() or not rest.strip():
-        raise BadInputError(f"{flag}: expected NAME=VALUE, got {value!r}")
-    return name.strip(), rest.strip()
+    field = ServeConfig.model_fields[name]
+    parts = [usage, field.description or "", note]
+    default = field.get_default(call_default_factory=True)
+    if default not in (None, {}):
+        parts.append(f"Default: {default}.")
+    return " ".join(part for part in parts if part)
 
 
-def cli_overrides(
-    *,
-    model: str | None,
-    adapters: list[str],
-    backend: str | None,
-    backend_options: list[str],
-    host: str | None,
-    port: int | None,
-    api_keys: Path | None,
-    audit_log: Path | None,
-) -> dict[str, Any]:
-    """The serve flags as ServeConfig overrides (None for flags not given).
-
-    Raises:
-        BadInputError: a malformed NAME=PATH or KEY=VALUE flag.
-    """
-    overrides: dict[str, Any] = {
-        "backend": backend,
-        "host": host,
-        "port": port,
-        "api_keys_file": api_keys,
-        "audit_log": audit_log,
-    }
-    if model is not None:
-        overrides["model_name"], overrides["model_path"] = parse_assignment(model, "--model")
-    if adapters:
-        overrides["adapters"] = dict(parse_assignment(a, "--adapter") for a in adapters)
-    if backend_options:
-        options = {}
-        for item in backend_options:
-            key, raw = parse_assignment(item, "--backend-option")
-            # values are YAML scalars so numbers and booleans keep their type
-            options[key] = yaml.safe_load(raw)
-        overrides["backend_options"] = options
-    return overrides
+def _key_help(name: str) -> str:
+    return ApiKeyEntry.model_fields[name].description or ""
 
 
 @serve_app.callback()
@@ -83,61 +52,43 @@ def serve(
     model: str | None = typer.Option(
         None,
         "--model",
-        help="Base model as NAME=PATH: a local model folder (transformers, vllm), a Triton URL "
-        "(triton) or an upstream /v1 URL (openai). NAME is what clients send as 'model'.",
+        help=f"Base model as NAME=PATH. NAME: {_help('model_name')} PATH: {_help('model_path')}",
     ),
     adapter: list[str] = typer.Option(
-        [],
-        "--adapter",
-        help="A fine-tuned adapter served as its own model, NAME=PATH (repeatable).",
+        [], "--adapter", help=_help("adapters", "NAME=PATH, repeatable.")
     ),
-    backend: str | None = typer.Option(
-        None, "--backend", help="Backend: transformers (default), vllm, openai or triton."
-    ),
+    backend: str | None = typer.Option(None, "--backend", help=_help("backend")),
     config: Path | None = typer.Option(
         None, "--config", help="serve.yaml with any ServeConfig field; flags override it."
     ),
-    host: str | None = typer.Option(
-        None,
-        "--host",
-        help="Bind address (default 127.0.0.1). Any non-loopback address requires API keys.",
-    ),
-    port: int | None = typer.Option(None, "--port", help="Port (default 8000)."),
+    host: str | None = typer.Option(None, "--host", help=_help("host")),
+    port: int | None = typer.Option(None, "--port", help=_help("port")),
     api_keys: Path | None = typer.Option(
-        None,
-        "--api-keys",
-        help="API keys file (YAML or JSONL with id, sha256, models); see 'serve keygen'.",
+        None, "--api-keys", help=_help("api_keys_file", note="See 'serve keygen'.")
     ),
-    audit_log: Path | None = typer.Option(
-        None,
-        "--audit-log",
-        help="Audit log JSONL path (default serve-audit.jsonl); never holds prompt text.",
-    ),
+    audit_log: Path | None = typer.Option(None, "--audit-log", help=_help("audit_log")),
     backend_option: list[str] = typer.Option(
         [],
         "--backend-option",
-        help="A backend setting KEY=VALUE, added to backend_options (repeatable).",
+        help=_help("backend_options", "KEY=VALUE (a YAML scalar), repeatable."),
     ),
 ) -> None:
     """Serve MODEL (and its adapters) over the OpenAI API until interrupted."""
     if ctx.invoked_subcommand is not None:
         return
-    from serving.config import load_serve_config
     from serving.server import run_server
 
-    settings = load_serve_config(
-        config,
-        cli_overrides(
-            model=model,
-            adapters=adapter,
-            backend=backend,
-            backend_options=backend_option,
-            host=host,
-            port=port,
-            api_keys=api_keys,
-            audit_log=audit_log,
-        ),
+    overrides = ServeOverrides.from_flags(
+        model=model,
+        adapters=adapter,
+        backend_options=backend_option,
+        backend=backend,
+        host=host,
+        port=port,
+        api_keys_file=api_keys,
+        audit_log=audit_log,
     )
+    settings = load_serve_config(config, overrides)
     settings.backend_settings()  # fail fast (exit 2) before any engine is imported
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -149,16 +100,18 @@ def serve(
 
 @serve_app.command("keygen")
 def keygen(
-    key_id: str = typer.Option(..., "--id", help="Key id (shown in the audit log)."),
+    key_id: str = typer.Option(..., "--id", help=_key_help("id")),
     keys_file: Path = typer.Option(
         ..., "--keys-file", help="Keys file to add the entry to (YAML by suffix, else JSONL)."
     ),
     models: str = typer.Option(
-        "*", "--models", help="Comma-separated model names this key may use; * for all."
+        ",".join(ApiKeyEntry.model_fields["models"].get_default(call_default_factory=True)),
+        "--models",
+        help=f"Comma-separated. {_key_help('models')}",
     ),
 ) -> None:
     """Create an API key: its SHA-256 goes into KEYS_FILE, the key is printed once."""
-    from serving.keys import ApiKeyEntry, append_key, generate_key, hash_key
+    from serving.keys import append_key, generate_key, hash_key
 
     allowed = [m.strip() for m in models.split(",") if m.strip()]
     if not allowed:

@@ -13,8 +13,9 @@ import openai
 import pytest
 
 from llm.cli import main
+from llm.errors import BadInputError
 from llm.net import free_port
-from serving.config import load_serve_config
+from serving.config import ServeConfig, ServeOverrides, load_serve_config
 from serving.keys import load_key_file
 from tests.serving.conftest import FakeBackend, LiveGateway
 
@@ -25,14 +26,40 @@ def test_flags_override_yaml_override_defaults(tmp_path: Path) -> None:
         "backend: openai\nport: 9000\nmax_queue: 3\nbackend_options: {timeout_s: 10}\n"
         "adapters: {a: /x}\n"
     )
-    settings = load_serve_config(
-        config, {"port": 9100, "host": None, "backend_options": {"api_key_env": "K"}}
+    flags = ServeOverrides.from_flags(
+        port=9100, host=None, backend_options=["api_key_env=K"], adapters=["b=/y"]
     )
+    settings = load_serve_config(config, flags)
     assert settings.backend == "openai"  # from the file
     assert settings.port == 9100  # flag wins
     assert settings.host == "127.0.0.1"  # default (the None flag is ignored)
     assert settings.max_queue == 3
     assert settings.backend_options == {"timeout_s": 10, "api_key_env": "K"}
+    assert settings.adapters == {"a": Path("/x"), "b": Path("/y")}
+
+
+def test_model_flag_is_parsed_into_typed_fields() -> None:
+    flags = ServeOverrides.from_flags(
+        model="clinic = http://lb:8000/v1", backend_options=["timeout_s=10", "eager=true"]
+    )
+    assert (flags.model_name, flags.model_path) == ("clinic", "http://lb:8000/v1")
+    assert flags.backend_options == {"timeout_s": 10, "eager": True}  # YAML scalars
+    with pytest.raises(BadInputError, match="--adapter: expected NAME=VALUE"):
+        ServeOverrides.from_flags(adapters=["no-equals-sign"])
+
+
+def test_help_is_the_config_fields_descriptions_and_defaults(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["serve", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for name in ("host", "port", "audit_log", "backend"):
+        field = ServeConfig.model_fields[name]
+        assert field.description is not None
+        # rich wraps the help into a box; compare the words without the borders
+        words = " ".join(field.description.split()[:4])
+        assert words in text.replace("│", " ").replace("  ", " "), name
+        assert str(field.default) in text
 
 
 def test_config_errors_listed_with_file_and_field(tmp_path: Path) -> None:
