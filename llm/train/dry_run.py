@@ -173,17 +173,11 @@ def apply_lora(model: torch.nn.Module, recipe: Recipe) -> tuple[torch.nn.Module,
         BadInputError: ``method.lora.target_modules`` matches no module of the model.
     """
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
-    lora = recipe.method.lora
-    assert lora is not None  # the recipe checks guarantee it for lora/qlora
-    config = LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=lora.target_modules,
-        modules_to_save=lora.modules_to_save or None,
-    )
+    from llm.train.model_setup import lora_config
+
+    config = lora_config(recipe)  # the real run's adapters, so the counts agree
     device = next(model.parameters()).device
     try:
         # adapters made on the model's device: on meta they cost neither memory nor init time

@@ -132,6 +132,34 @@ def _disable_cache(model: Any) -> None:
         text_config.use_cache = False
 
 
+def lora_config(recipe: Recipe) -> Any:
+    """The peft ``LoraConfig`` of the recipe's ``method.lora``.
+
+    The one place the adapters are described: training (:func:`apply_adapters`)
+    and the dry run wrap the model with this same config, so the dry run counts
+    the parameters the real run trains.
+
+    Args:
+        recipe: the validated recipe (``method.kind`` lora or qlora).
+
+    Returns:
+        A ``peft.LoraConfig`` for a causal LM, biases left untrained.
+    """
+    from peft import LoraConfig, TaskType
+
+    lora = recipe.method.lora
+    assert lora is not None  # the recipe checks require it for lora/qlora
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        modules_to_save=list(lora.modules_to_save) or None,
+        bias="none",
+        task_type=TaskType.CAUSAL_LM,
+    )
+
+
 def apply_adapters(model: Any, recipe: Recipe) -> Any:
     """Wrap ``model`` in peft LoRA adapters as the recipe's ``method.lora`` says.
 
@@ -149,23 +177,12 @@ def apply_adapters(model: Any, recipe: Recipe) -> Any:
     Returns:
         The ``PeftModel``; only adapters (and ``modules_to_save``) are trainable.
     """
-    from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
+    from peft import get_peft_model, prepare_model_for_kbit_training
 
-    lora = recipe.method.lora
-    assert lora is not None  # the recipe checks require it for lora/qlora
     if recipe.method.kind == "qlora":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    config = LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=lora.target_modules,
-        modules_to_save=list(lora.modules_to_save) or None,
-        bias="none",
-        task_type=TaskType.CAUSAL_LM,
-    )
     try:
-        return get_peft_model(model, config)
+        return get_peft_model(model, lora_config(recipe))
     except ValueError as exc:
         raise BadInputError(f"method.lora.target_modules: {exc}") from None
 

@@ -194,6 +194,21 @@ def test_dry_run_reads_the_checkpoints_own_config(tmp_path: Path) -> None:
     assert report.tokens_per_step == 2 * 128
 
 
+def test_dry_run_counts_the_parameters_training_trains(tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from llm.models.loading import read_config
+    from llm.train.model_setup import apply_adapters, count_parameters
+
+    _tiny_checkpoint(tmp_path)
+    lora = {"r": 4, "target_modules": ["q_proj", "v_proj"], "modules_to_save": ["lm_head"]}
+    recipe = _tiny_recipe(tmp_path, {"base": "ckpt"}, {"kind": "lora", "lora": lora})
+    model = AutoModelForCausalLM.from_config(read_config(tmp_path / "ckpt"))
+    trainable, total = count_parameters(apply_adapters(model, recipe))
+    report = dry_run(recipe)
+    assert (report.trainable_params, report.total_params) == (trainable, total)
+
+
 def test_dry_run_notes_a_model_config_that_disagrees_with_the_checkpoint(tmp_path: Path) -> None:
     _tiny_checkpoint(tmp_path, vocab_size=300)
     other = tmp_path / "other.json"
