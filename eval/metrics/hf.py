@@ -21,7 +21,7 @@ import evaluate
 import numpy as np
 
 from eval.metrics.functional import MetricInputs
-from eval.predictions import canonical_label
+from eval.metrics.labels import canonical_label
 from eval.registry import METRICS
 
 METRICS_DIR = Path(__file__).parent
