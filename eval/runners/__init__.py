@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eval.runners.base import GenerationParams, Prompt, Runner
+from eval.runners.base import GenerationParams, Prompt, Runner, RunnerOptions
 from llm.registry import Registry
 
 RUNNERS: Registry[Any] = Registry(
@@ -22,18 +22,35 @@ RUNNERS: Registry[Any] = Registry(
 )
 
 
+DEFAULTS = RunnerOptions()
+
+
+def runner_kind(*, runner: str | None, endpoint: str | None) -> str:
+    """The runner to use: the one named, else ``openai`` for an endpoint and ``local`` otherwise.
+
+    Raises:
+        BadInputError: an unknown runner name (with "did you mean").
+    """
+    kind = runner or ("openai" if endpoint is not None else "local")
+    RUNNERS.check(kind)
+    return kind
+
+
 def make_runner(
     *,
-    model: str | None = None,
-    endpoint: str | None = None,
-    runner: str | None = None,
-    model_name: str | None = None,
-    api_key_env: str | None = None,
-    batch_size: int = 8,
-    concurrency: int = 8,
+    model: str | None = DEFAULTS.model,
+    endpoint: str | None = DEFAULTS.endpoint,
+    runner: str | None = DEFAULTS.runner,
+    model_name: str | None = DEFAULTS.model_name,
+    api_key_env: str | None = DEFAULTS.api_key_env,
+    batch_size: int = DEFAULTS.batch_size,
+    concurrency: int = DEFAULTS.concurrency,
     seed: int = 0,
 ) -> Runner:
     """The runner for a model folder (``local`` or ``vllm``) or an endpoint (``openai``).
+
+    Arguments are :class:`~eval.runners.base.RunnerOptions`' fields, plus the
+    ``seed`` of sampled decoding (vllm).
 
     Raises:
         BadInputError: neither or both of ``model``/``endpoint``, a runner that
@@ -44,8 +61,7 @@ def make_runner(
 
     if (model is None) == (endpoint is None):
         raise BadInputError("give exactly one of --model PATH or --endpoint URL")
-    kind = runner or ("openai" if endpoint is not None else "local")
-    RUNNERS.check(kind)
+    kind = runner_kind(runner=runner, endpoint=endpoint)
     if endpoint is not None:
         if kind != "openai":
             raise BadInputError(f"--runner {kind} runs a model folder; use --model PATH")
@@ -59,4 +75,12 @@ def make_runner(
     return RUNNERS.get("local")(model, batch_size=batch_size)
 
 
-__all__ = ["RUNNERS", "GenerationParams", "Prompt", "Runner", "make_runner"]
+__all__ = [
+    "RUNNERS",
+    "GenerationParams",
+    "Prompt",
+    "Runner",
+    "RunnerOptions",
+    "make_runner",
+    "runner_kind",
+]

