@@ -1,8 +1,11 @@
 """A local OpenAI-compatible chat server for the HTTP runner tests.
 
-TEST DOUBLE: it stands in for the project's serving gateway (``serving/``,
-issue 5) until that lands; then these tests should also run against the real
-gateway. It speaks the part of the API the runner uses (``GET /v1/models``,
+TEST DOUBLE: a server that shares no code with ``serving/`` or with the runner,
+so the HTTP runner's tests check the runner alone, and faults can be injected
+that the real gateway would not produce on demand. The runner against the real
+gateway is checked in ``tests/eval/test_run.py``
+(``test_endpoint_run_through_the_real_gateway_matches_the_local_run``). It
+speaks the part of the API the runner uses (``GET /v1/models``,
 ``POST /v1/chat/completions``, OpenAI error bodies) and generates with a real
 model folder, deliberately NOT through the runner code under test: one prompt
 at a time, no padding, rendered with ``apply_chat_template``, so agreement
