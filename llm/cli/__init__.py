@@ -8,16 +8,14 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.markup import escape
 
 from llm import __version__
 from llm.cli import demo, export, model, train
 from llm.cli import eval as eval_cli
 from llm.cli import serve as serve_cli
-from llm.cli.common import err_console
+from llm.cli.common import run_app
 from llm.cli.data import data_app
 from llm.env import set_private_env
-from llm.errors import ClinicalLLMError
 
 app = typer.Typer(
     name="clinical-llm",
@@ -53,17 +51,7 @@ def _root(
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script. Returns the process exit code."""
     set_private_env()
-    try:
-        # Standalone mode: click prints usage errors itself and exits 2.
-        app(args=argv, prog_name="clinical-llm")
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except ClinicalLLMError as exc:
-        # escaped: messages hold literal brackets (clinical-llm[qlora], [q_proj, k_proj])
-        message = escape(str(exc))
-        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-        return exc.exit_code
-    return 0
+    return run_app(app, argv, prog_name="clinical-llm")
 
 
 if __name__ == "__main__":

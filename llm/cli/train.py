@@ -13,23 +13,25 @@ counts and memory estimates without reading weights or data.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
-from llm.cli.common import err_console, out_console, print_summary
+from llm.cli.common import err_console, out_console, print_summary, run_app
 from llm.env import set_private_env
-from llm.errors import BadInputError, ClinicalLLMError
+from llm.errors import BadInputError
 from llm.train.distributed import end_rank_process
 
 log = logging.getLogger(__name__)
 
-TRAINER_MODULE = "llm.train.trainer"
+TRAIN_INSTALL = "pip install 'clinical-llm[train]'"
+# top-level modules of the `train` extra (pyproject.toml) that the training loop imports
+TRAIN_EXTRA_MODULES = frozenset(
+    ("torch", "transformers", "tokenizers", "accelerate", "peft", "deepspeed", "safetensors")
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -76,15 +78,15 @@ def train(
         )
         return
     try:
-        trainer = importlib.import_module(TRAINER_MODULE)
+        from llm.train.trainer import run_training
     except ModuleNotFoundError as exc:
-        if exc.name != TRAINER_MODULE:
+        # a data-only install (no `train` extra) still loads and checks recipes
+        if (exc.name or "").split(".")[0] not in TRAIN_EXTRA_MODULES:
             raise
         raise BadInputError(
-            "training loop not installed yet (llm/train/trainer.py is missing); "
-            "use --dry-run to check the recipe"
+            f"training needs the train extra ({exc.name} is not installed): {TRAIN_INSTALL}"
         ) from None
-    output = trainer.run_training(loaded, resume=resume)
+    output = run_training(loaded, resume=resume)
     if int(os.environ.get("RANK", "0")) == 0:  # under a launcher every rank gets here
         print_summary(f"trained {recipe}: outputs in {output or loaded.training.output_dir}")
     end_rank_process()  # a rank of a finished multi-process run: no teardown abort
@@ -100,16 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     register(app)
-    try:
-        app(args=argv, prog_name="python -m llm.train")
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except ClinicalLLMError as exc:
-        # escaped: messages hold literal brackets (clinical-llm[qlora], [q_proj, k_proj])
-        message = escape(str(exc))
-        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-        return exc.exit_code
-    return 0
+    return run_app(app, argv, prog_name="python -m llm.train")
 
 
 if __name__ == "__main__":

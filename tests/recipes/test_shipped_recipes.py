@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,13 +90,22 @@ def test_cli_reports_every_recipe_problem_and_exits_2(
     assert "training.max_steps: max_steps and num_epochs are both set" in err
 
 
-def test_cli_without_a_training_loop_says_so(
+def test_cli_without_the_train_extra_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("llm.cli.train.TRAINER_MODULE", "llm.train._not_installed_trainer")
+    real_import = builtins.__import__
+
+    def without_torch(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "llm.train.trainer":
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_torch)
     code = main([str(REPO / "recipes/tiny-lora-cpu.yaml")])
     assert code == 2
-    assert "training loop not installed yet" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "training needs the train extra (torch is not installed)" in err
+    assert "pip install 'clinical-llm[train]'" in err
 
 
 @pytest.mark.slow
