@@ -1,14 +1,23 @@
-"""Evaluation harness: tasks, metrics, subgroup analysis, gates, reports. Built under issue 4.
+"""Evaluation harness: tasks on a model, subgroup metrics, fairness gaps, gates, reports.
 
-Subgroup analysis (``clinical-llm eval subgroups``, docs/evaluation.md):
+Map of the package (docs/evaluation.md, docs/tasks.md):
 
-* :mod:`eval.predictions` reads and validates a predictions file;
-* :mod:`eval.metrics` holds one numpy definition per metric
-  (:mod:`eval.metrics.functional`) and a local ``evaluate`` module per metric;
-* :mod:`eval.subgroups` (:class:`~eval.subgroups.SubgroupFrame`, shaped like
-  fairlearn's MetricFrame), :mod:`eval.atoms` and :mod:`eval.bootstrap`
-  compute metrics per group with bootstrap intervals from atom counts;
-* :mod:`eval.significance`, :mod:`eval.gates`, :mod:`eval.report` and
-  :mod:`eval.manifest` test gaps, check release gates and write the reports;
-* :mod:`eval.analysis` runs the whole thing as one library call.
+* :mod:`eval.metrics`: one numpy definition per metric
+  (:mod:`eval.metrics.functional`), label canonicalisation
+  (:mod:`eval.metrics.labels`) and a local ``evaluate`` module per metric;
+  :mod:`eval.registry` maps metric names to definitions;
+* :mod:`eval.subgroups`: the subgroup engine: predictions reader, ``a*b``
+  intersections, atoms and bootstrap, :class:`~eval.subgroups.frame.SubgroupFrame`,
+  gap significance, the typed report of a frame, and ``eval subgroups`` as a
+  library call (:func:`~eval.subgroups.analysis.analyze_subgroups`);
+* :mod:`eval.report`: the typed report (:class:`~eval.report.model.SubgroupReport`,
+  ``report.json``), its Markdown, HTML and plots, and ``eval compare``;
+* :mod:`eval.gates`: release gates (YAML) checked against a report;
+* :mod:`eval.manifest`: the manifest of an eval output folder;
+* :mod:`eval.tasks`, :mod:`eval.runners` and :mod:`eval.run`: ``eval run``,
+  a suite of versioned tasks on a model folder or endpoint, each scored by
+  the subgroup engine; :mod:`eval.suites` holds the suite files.
+
+Dependencies point one way: ``run`` -> ``subgroups`` -> ``gates`` ->
+``report`` -> ``metrics``/``registry``.
 """

@@ -29,16 +29,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from eval.report.model import EQUALIZED_ODDS, GateResult, ReportValue, SubgroupReport
 from llm.data.io import format_loc
 from llm.errors import BadInputError, RecordError
 
 ALL_ATTRIBUTES = "*"
-EQUALIZED_ODDS = "equalized_odds_difference"
 DISPARITY_RULES = ("max_difference", "min_ratio")
 Rule = Literal["max_difference", "min_ratio", "min_value", "max_value"]
 Use = Literal["point", "ci_upper", "ci_lower"]
@@ -157,39 +157,41 @@ def check_gates(
             raise BadInputError(f"{where}: use {gate.use} needs --bootstrap > 0")
 
 
-def evaluate_gates(gates: Sequence[GateSpec], report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Evaluate gates against a report (the report.json structure).
+def evaluate_gates(gates: Sequence[GateSpec], report: SubgroupReport) -> list[GateResult]:
+    """Evaluate gates against a report.
 
     Returns:
         One result per gate and attribute (``'*'`` expands to every attribute):
         ``name, attribute, metric, rule, threshold, use, observed, passed`` and,
         for per-group rules, ``group``; ``note`` when the value was undefined.
     """
-    results: list[dict[str, Any]] = []
+    results: list[GateResult] = []
     for gate in gates:
         if gate.attribute == ALL_ATTRIBUTES:
-            targets: list[str | None] = list(report["by_attribute"])
+            targets: list[str | None] = list(report.by_attribute)
         else:
             targets = [gate.attribute]
         for attribute in targets:
             observed, group, skipped = _observe(gate, attribute, report)
-            result: dict[str, Any] = {
-                "name": gate.display_name(attribute),
-                "attribute": attribute,
-                "metric": gate.metric,
-                "rule": gate.rule,
-                "threshold": gate.threshold,
-                "use": gate.use,
-                "observed": observed,
-                "passed": observed is not None and _passes(gate, observed),
-            }
-            if group is not None:
-                result["group"] = group
+            note = None
             if observed is None:
-                result["note"] = "undefined (no non-small group or no interval): gate fails"
+                note = "undefined (no non-small group or no interval): gate fails"
             elif skipped:
-                result["note"] = f"groups without a value, not checked: {', '.join(skipped)}"
-            results.append(result)
+                note = f"groups without a value, not checked: {', '.join(skipped)}"
+            results.append(
+                GateResult(
+                    name=gate.display_name(attribute),
+                    attribute=attribute,
+                    metric=gate.metric,
+                    rule=gate.rule,
+                    threshold=gate.threshold,
+                    use=gate.use,
+                    observed=observed,
+                    passed=observed is not None and _passes(gate, observed),
+                    group=group,
+                    note=note,
+                )
+            )
     return results
 
 
@@ -199,37 +201,32 @@ def _passes(gate: GateSpec, observed: float) -> bool:
     return observed >= gate.threshold
 
 
-def _pick(entry: dict[str, Any] | None, use: str, value_key: str, ci_key: str) -> float | None:
+def _pick(entry: ReportValue | None, use: str) -> float | None:
     if entry is None:
         return None
     if use == "point":
-        value = entry.get(value_key)
-        return None if value is None else float(value)
-    ci = entry.get(ci_key)
-    if ci is None:
+        return entry.value
+    if entry.ci is None:
         return None
-    return float(ci[1] if use == "ci_upper" else ci[0])
+    return float(entry.ci[1] if use == "ci_upper" else entry.ci[0])
 
 
 def _observe(
-    gate: GateSpec, attribute: str | None, report: dict[str, Any]
+    gate: GateSpec, attribute: str | None, report: SubgroupReport
 ) -> tuple[float | None, str | None, list[str]]:
     """The value a gate compares, the group it came from, and non-small groups without a value."""
     if attribute is None:
-        return _pick(report["overall"].get(gate.metric), gate.use, "value", "ci"), None, []
-    block = report["by_attribute"][attribute]
+        return _pick(report.overall.get(gate.metric), gate.use), None, []
+    block = report.by_attribute[attribute]
     if gate.rule in DISPARITY_RULES:
-        disparity = block["disparity"].get(gate.metric)
-        if gate.metric == EQUALIZED_ODDS:
-            return _pick(disparity, gate.use, "value", "ci"), None, []
-        key = "difference" if gate.rule == "max_difference" else "ratio"
-        return _pick(disparity, gate.use, key, f"{key}_ci"), None, []
+        gap = block.disparity_value(gate.metric, ratio=gate.rule == "min_ratio")
+        return _pick(gap, gate.use), None, []
     candidates: list[tuple[float, str]] = []
     skipped: list[str] = []
-    for name, group in block["groups"].items():
-        if group["small"]:
+    for name, group in block.groups.items():
+        if group.small:
             continue
-        value = _pick(group.get(gate.metric), gate.use, "value", "ci")
+        value = _pick(group.metrics.get(gate.metric), gate.use)
         if value is None:
             skipped.append(name)
         else:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import llm
+from eval.report.model import EvalManifest
 from llm.data.io import ReadStats
 from llm.errors import BadInputError
 from llm.manifest import file_sha256, git_commit
@@ -62,7 +63,7 @@ def eval_manifest(
     started: datetime,
     finished: datetime,
     model_manifest: Path | None,
-) -> dict[str, Any]:
+) -> EvalManifest:
     """The manifest of one ``eval subgroups`` run.
 
     Args:
@@ -87,4 +88,4 @@ def eval_manifest(
     }
     if model_manifest is not None:
         manifest["model_manifest"] = read_model_manifest(model_manifest)
-    return manifest
+    return EvalManifest.model_validate(manifest)

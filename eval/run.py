@@ -6,7 +6,8 @@ task's metrics and attributes), so a typo costs seconds, not a model load.
 :func:`run_suite` then, per task: reads the examples (``read = used +
 rejected``), runs the runner (generation + parsing, or log-likelihood choice),
 writes ``<out>/<task>/predictions.jsonl`` (the predictions contract plus
-``task``), and hands it to :func:`eval.analysis.analyze_subgroups` for
+``task``) and the task's ``gates.yaml``, and hands both over in memory to
+:func:`eval.subgroups.analysis.analyze_subgroups` for
 ``report.json``/``report.md``/``manifest.json``. Tasks that the runner cannot
 serve (images required, scoring needed) are skipped with the reason.
 ``summary.json`` and ``manifest.json`` close the run.
@@ -24,10 +25,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from eval.analysis import Progress, analyze_subgroups, make_config
 from eval.gates import GateSpec, check_gates
 from eval.manifest import library_versions, read_model_manifest
+from eval.report.model import SubgroupReport
 from eval.runners.base import GenerationParams, Runner
+from eval.subgroups.analysis import Progress, analyze_subgroups, make_config
 from eval.tasks import load_task
 from eval.tasks.dataset import Example, allowed_answers, read_examples, split_file
 from eval.tasks.parse import parse_answer
@@ -253,7 +255,7 @@ def _write_predictions(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def _task_summary(plan: TaskPlan, report: dict[str, Any] | None) -> dict[str, Any]:
+def _task_summary(plan: TaskPlan, report: SubgroupReport | None) -> dict[str, Any]:
     spec = plan.spec
     entry: dict[str, Any] = {
         "task": spec.task,
@@ -265,20 +267,18 @@ def _task_summary(plan: TaskPlan, report: dict[str, Any] | None) -> dict[str, An
         entry["reason"] = plan.skip_reason
         return entry
     assert report is not None
-    gates = report["gates"]
     entry.update(
         {
-            "n": report["n"],
-            "metrics": report["overall"],
+            "n": report.n,
+            "metrics": {name: v.model_dump(mode="json") for name, v in report.overall.items()},
             "positive_label": spec.positive_label,
             "gates": {
-                "total": len(gates),
+                "total": len(report.gates),
                 "failed": [
-                    f"{g['name']} ({g['attribute']})" if g.get("attribute") else g["name"]
-                    for g in gates
-                    if not g["passed"]
+                    f"{g.name} ({g.attribute})" if g.attribute else g.name
+                    for g in report.failed_gates
                 ],
-                "passed": all(g["passed"] for g in gates),
+                "passed": not report.failed_gates,
             },
         }
     )
@@ -337,7 +337,8 @@ def run_task(
         model_manifest=model_manifest,
         out=folder,
     )
-    analysis = analyze_subgroups(config, progress=progress)
+    # the rows and gates just written are handed over, not read back
+    analysis = analyze_subgroups(config, progress=progress, rows=rows, gates=plan.gates)
     entry = _task_summary(plan, analysis.report)
     entry.update(
         {

@@ -72,8 +72,8 @@ def run_ours(data: dict[str, np.ndarray], n_boot: int) -> tuple[float, Any]:
     """Seconds for the full report computation, and the frame."""
     from eval.metrics.functional import MetricInputs
     from eval.registry import resolve_metrics
-    from eval.report import build_report
-    from eval.subgroups import SubgroupFrame
+    from eval.subgroups.frame import SubgroupFrame
+    from eval.subgroups.to_report import build_report
 
     start = time.perf_counter()
     features = {a: data[a].astype(object) for a in ATTRIBUTES}
@@ -138,7 +138,7 @@ def compare_point_estimates(ours: Any, theirs: Any, attribute: str) -> float:
 
 def run_end_to_end(data: dict[str, np.ndarray], n_boot: int) -> float:
     """Seconds for ``analyze_subgroups`` from a JSONL file to written reports."""
-    from eval.analysis import analyze_subgroups, make_config
+    from eval.subgroups.analysis import analyze_subgroups, make_config
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "predictions.jsonl"

@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from eval.gates import GateSpec, load_gates
-from eval.subgroups import EQUALIZED_ODDS
+from eval.report.model import EQUALIZED_ODDS
 from eval.tasks.yaml_loader import key_line, load_yaml
 from llm.errors import BadInputError
 from llm.overrides import apply_overrides

@@ -38,7 +38,6 @@ the command that serves the exported model.
 
 from __future__ import annotations
 
-import json
 import secrets
 import shlex
 import shutil
@@ -51,6 +50,8 @@ from typing import Any
 import typer
 import yaml
 
+from eval.report.model import REPORT_JSON, GateResult, read_report
+from eval.subgroups.intersections import attribute_parts, group_parts
 from llm.cli.common import err_console, print_summary
 from llm.errors import BadInputError, CheckFailedError
 
@@ -299,32 +300,41 @@ def run_demo(
     return time.perf_counter() - started, codes
 
 
-def failed_gates(eval_dir: Path) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class FailedGate:
+    """A gate that failed on one task of an ``eval run``, with the worst group of its gap."""
+
+    task: str
+    gate: GateResult
+    worst_group: str | None
+
+
+def failed_gates(eval_dir: Path) -> list[FailedGate]:
     """The failed gates of an ``eval run`` folder, each with the task it failed on.
 
     Args:
         eval_dir: the ``eval run`` output folder (``<task>/report.json``).
 
     Returns:
-        Gate entries of the reports' ``gates`` lists whose ``passed`` is false,
-        with ``task`` added; empty when every gate passed.
+        The reports' failed gates with their task and the worst group of the
+        gated gap (``None`` when the report has no such disparity); empty when
+        every gate passed.
+
+    Raises:
+        BadInputError: a report.json that is not a subgroup report.
     """
-    failed: list[dict[str, Any]] = []
-    for path in sorted(eval_dir.glob("*/report.json")):
-        report = json.loads(path.read_text(encoding="utf-8"))
-        for gate in report.get("gates", []):
-            if gate.get("passed") is False:
-                disparity = (
-                    report.get("by_attribute", {})
-                    .get(gate.get("attribute"), {})
-                    .get("disparity", {})
-                )
-                worst = disparity.get(gate.get("metric"), {}).get("worst_group")
-                failed.append({"task": path.parent.name, "worst_group": worst, **gate})
+    failed: list[FailedGate] = []
+    for path in sorted(eval_dir.glob(f"*/{REPORT_JSON}")):
+        report = read_report(path)
+        for gate in report.failed_gates:
+            block = report.by_attribute.get(gate.attribute or "")
+            disparity = block.disparity.get(gate.metric) if block is not None else None
+            worst = disparity.worst_group if disparity is not None else None
+            failed.append(FailedGate(task=path.parent.name, gate=gate, worst_group=worst))
     return failed
 
 
-def caught_planted_bias(gates: list[dict[str, Any]]) -> bool:
+def caught_planted_bias(gates: list[FailedGate]) -> bool:
     """Whether a failed gate names the planted group as the worst one of its attribute.
 
     A weak model fails gap gates too (its errors follow each group's label base
@@ -332,8 +342,10 @@ def caught_planted_bias(gates: list[dict[str, Any]]) -> bool:
     """
     attribute, group = PLANTED_BIAS
     return any(
-        attribute in str(g.get("attribute", "")).split("*")
-        and group in str(g.get("worst_group") or "").split("*")
+        g.gate.attribute is not None
+        and attribute in attribute_parts(g.gate.attribute)
+        and g.worst_group is not None
+        and group in group_parts(g.worst_group)
         for g in gates
     )
 
@@ -344,13 +356,13 @@ def _number(value: Any) -> str:
 
 def overall_accuracy(report_dir: Path) -> tuple[float, list[float]] | None:
     """Overall accuracy and its interval in ``report_dir/report.json`` (None when absent)."""
-    path = report_dir / "report.json"
+    path = report_dir / REPORT_JSON
     if not path.is_file():
         return None
-    accuracy = json.loads(path.read_text(encoding="utf-8"))["overall"].get("accuracy")
-    if not isinstance(accuracy, dict):
+    accuracy = read_report(path).overall.get("accuracy")
+    if accuracy is None or accuracy.value is None:
         return None
-    return float(accuracy["value"]), list(accuracy.get("ci") or [])
+    return accuracy.value, list(accuracy.ci or [])
 
 
 def base_versus_tuned(at: DemoLayout) -> list[str]:
@@ -436,11 +448,12 @@ def demo(
             err_console.print(line, highlight=False, markup=False)
         err_console.print(f"Comparisons by subgroup: {at.compare}/<task>/compare.md")
     gates = failed_gates(at.eval)
-    for gate in gates:
+    for failed in gates:
+        gate = failed.gate
         err_console.print(
-            f"  gate failed: {gate['task']}: {gate['name']} on {gate['attribute']} "
-            f"({gate['metric']} {gate['rule']} {gate['threshold']}): observed "
-            f"{_number(gate['observed'])}, worst group {gate['worst_group']}",
+            f"  gate failed: {failed.task}: {gate.name} on {gate.attribute} "
+            f"({gate.metric} {gate.rule} {gate.threshold}): observed "
+            f"{_number(gate.observed)}, worst group {failed.worst_group}",
             highlight=False,
         )
     planted = f"{PLANTED_BIAS[0]}={PLANTED_BIAS[1]}"

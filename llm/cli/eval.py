@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from eval.analysis import SubgroupConfig, analyze_subgroups, make_config, split_list
+from eval.report.compare import MAX_REGRESSION
+from eval.subgroups.analysis import SubgroupConfig, analyze_subgroups, make_config, split_list
 from llm.cli.common import print_read_stats, print_summary, track
 from llm.cli.eval_run import run as run_suite_command
 from llm.data.io import ReadStats
 from llm.errors import CheckFailedError, RecordError
+
+if TYPE_CHECKING:
+    from eval.report.compare import Comparison
 
 eval_app = typer.Typer(
     help="Evaluate predictions: subgroup metrics with intervals, disparities, gates.",
@@ -32,6 +36,12 @@ def _help(name: str) -> str:
     return SubgroupConfig.model_fields[name].description or ""
 
 
+def _default(name: str) -> Any:
+    """The config model's default of ``name``; a list as the comma-separated text the CLI takes."""
+    default = SubgroupConfig.model_fields[name].default
+    return ",".join(default) if isinstance(default, list) else default
+
+
 def _progress(items: Iterable[Any], total: int | None, description: str) -> Iterable[Any]:
     return track(items, description=description, total=total)
 
@@ -40,21 +50,29 @@ def _progress(items: Iterable[Any], total: int | None, description: str) -> Iter
 def subgroups(
     predictions: Path = typer.Argument(..., help=_help("predictions")),
     attributes: str = typer.Option(..., "--attributes", help=_help("attributes")),
-    metrics: str = typer.Option("accuracy", "--metrics", help=_help("metrics")),
+    metrics: str = typer.Option(_default("metrics"), "--metrics", help=_help("metrics")),
     positive_label: str | None = typer.Option(
-        None, "--positive-label", help=_help("positive_label")
+        _default("positive_label"), "--positive-label", help=_help("positive_label")
     ),
-    min_group_size: int = typer.Option(30, "--min-group-size", help=_help("min_group_size")),
-    bootstrap: int = typer.Option(1000, "--bootstrap", help=_help("bootstrap")),
-    seed: int = typer.Option(0, "--seed", help=_help("seed")),
-    confidence: float = typer.Option(0.95, "--confidence", help=_help("confidence")),
-    gates: Path | None = typer.Option(None, "--gates", help=_help("gates")),
-    significance: bool = typer.Option(False, "--significance", help=_help("significance")),
-    permutations: int = typer.Option(1000, "--permutations", help=_help("permutations")),
+    min_group_size: int = typer.Option(
+        _default("min_group_size"), "--min-group-size", help=_help("min_group_size")
+    ),
+    bootstrap: int = typer.Option(_default("bootstrap"), "--bootstrap", help=_help("bootstrap")),
+    seed: int = typer.Option(_default("seed"), "--seed", help=_help("seed")),
+    confidence: float = typer.Option(
+        _default("confidence"), "--confidence", help=_help("confidence")
+    ),
+    gates: Path | None = typer.Option(_default("gates"), "--gates", help=_help("gates")),
+    significance: bool = typer.Option(
+        _default("significance"), "--significance", help=_help("significance")
+    ),
+    permutations: int = typer.Option(
+        _default("permutations"), "--permutations", help=_help("permutations")
+    ),
     model_manifest: Path | None = typer.Option(
-        None, "--model-manifest", help=_help("model_manifest")
+        _default("model_manifest"), "--model-manifest", help=_help("model_manifest")
     ),
-    rejects: Path | None = typer.Option(None, "--rejects", help=_help("rejects")),
+    rejects: Path | None = typer.Option(_default("rejects"), "--rejects", help=_help("rejects")),
     out: Path = typer.Option(..., "--out", help=_help("out")),
 ) -> None:
     """Metrics overall and per subgroup with bootstrap intervals, disparities and gates.
@@ -86,14 +104,15 @@ def subgroups(
             print_read_stats(stats)
         raise
     print_read_stats(stats)
-    failed = [g["name"] for g in result.report["gates"] if not g["passed"]]
+    report = result.report
+    failed = [g.name for g in report.failed_gates]
     gates_note = (
-        f"; gates: {len(failed)} of {len(result.report['gates'])} failed"
+        f"; gates: {len(failed)} of {len(report.gates)} failed"
         if failed
-        else (f"; all {len(result.report['gates'])} gates passed" if result.report["gates"] else "")
+        else (f"; all {len(report.gates)} gates passed" if report.gates else "")
     )
     print_summary(
-        f"{result.report['n']} predictions, {len(config.attributes)} attribute(s){gates_note}: "
+        f"{report.n} predictions, {len(config.attributes)} attribute(s){gates_note}: "
         f"reports in {out}/ (report.json, report.md, report.html)"
     )
     if failed:
@@ -112,7 +131,7 @@ def compare(
         ..., help="report.json of the candidate model (or its eval output folder)."
     ),
     max_regression: float = typer.Option(
-        0.02,
+        MAX_REGRESSION,
         "--max-regression",
         help="Largest tolerated worsening of a value, absolute (0.02 = 2 points of accuracy).",
     ),
@@ -132,7 +151,8 @@ def compare(
     between groups) got worse by more than --max-regression with disjoint intervals;
     0 otherwise; 2 on bad input (unreadable report, different metrics or attributes).
     """
-    from eval.compare import compare_reports, load_report, write_comparison
+    from eval.report.compare import compare_reports, load_report
+    from eval.report.write import write_comparison
 
     comparison = compare_reports(
         load_report(base, "BASE"),
@@ -158,10 +178,10 @@ def compare(
         )
 
 
-def _print_comparison(comparison: Any, *, written: bool) -> None:
+def _print_comparison(comparison: Comparison, *, written: bool) -> None:
     from rich.table import Table
 
-    from eval.compare_md import (
+    from eval.report.compare_markdown import (
         change_text,
         clear_improvements,
         intervals_text,

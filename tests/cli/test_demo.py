@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from eval.report.model import GateResult
 from llm.cli import main
 from llm.cli.demo import (
     DEMO_RECIPE,
@@ -15,6 +16,7 @@ from llm.cli.demo import (
     REAL_BASE_EVAL_TASKS,
     REAL_BASES,
     DemoLayout,
+    FailedGate,
     caught_planted_bias,
     demo_steps,
     failed_gates,
@@ -138,12 +140,14 @@ def test_failed_gates_are_read_from_every_task_report(tmp_path: Path) -> None:
             "metric": "accuracy", "rule": "max_difference", "threshold": 0.1}  # fmt: skip
     for task, passed in (("diagnosis", False), ("readmission", True)):
         (tmp_path / task).mkdir()
-        report = {"gates": [{**gate, "observed": 0.3, "passed": passed}], "passed": passed}
+        gates = [{**gate, "observed": 0.3, "passed": passed}]
+        report = {"metrics": ["accuracy"], "n": 10, "overall": {}, "by_attribute": {},
+                  "gates": gates, "passed": passed}  # fmt: skip
         (tmp_path / task / "report.json").write_text(json.dumps(report))
-    assert [(g["task"], g["attribute"]) for g in failed_gates(tmp_path)] == [
+    assert [(g.task, g.gate.attribute) for g in failed_gates(tmp_path)] == [
         ("diagnosis", "race_ethnicity")
     ]
-    assert failed_gates(tmp_path)[0]["worst_group"] is None  # the report has no such disparity
+    assert failed_gates(tmp_path)[0].worst_group is None  # the report has no such disparity
     assert (
         serve_command(DemoLayout(tmp_path)) == f"clinical-llm serve --model demo={tmp_path}/export"
     )
@@ -157,7 +161,10 @@ def test_failed_gates_are_read_from_every_task_report(tmp_path: Path) -> None:
 def test_only_a_gate_naming_the_planted_group_counts_as_catching_the_bias(
     attribute: str, worst: str, caught: bool
 ) -> None:
-    assert caught_planted_bias([{"attribute": attribute, "worst_group": worst}]) is caught
+    gate = GateResult(name="gap", attribute=attribute, metric="accuracy", rule="max_difference",
+                      threshold=0.1, observed=0.3, passed=False)  # fmt: skip
+    failed = FailedGate(task="diagnosis", gate=gate, worst_group=worst)
+    assert caught_planted_bias([failed]) is caught
     assert caught_planted_bias([]) is False
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from eval.gates import check_gates, evaluate_gates, load_gates
+from eval.report.model import ReportValue, SubgroupReport
 from llm.errors import BadInputError, RecordError
 
 
@@ -17,46 +18,50 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def _report() -> dict[str, Any]:
+def _report() -> SubgroupReport:
     def group(n: int, small: bool, value: float, ci: list[float]) -> dict[str, Any]:
         return {"n": n, "small": small, "accuracy": {"value": value, "ci": ci}}
 
-    return {
-        "overall": {"accuracy": {"value": 0.9, "ci": [0.88, 0.92]}},
-        "by_attribute": {
-            "sex": {
-                "groups": {
-                    "female": group(500, False, 0.92, [0.90, 0.94]),
-                    "male": group(480, False, 0.88, [0.85, 0.91]),
-                    "other": group(5, True, 0.2, [0.0, 0.6]),
-                },
-                "disparity": {
-                    "accuracy": {
-                        "difference": 0.04,
-                        "ratio": 0.956,
-                        "worst_group": "male",
-                        "best_group": "female",
-                        "difference_ci": [0.01, 0.07],
-                        "ratio_ci": [0.92, 0.99],
+    return SubgroupReport.model_validate(
+        {
+            "metrics": ["accuracy"],
+            "n": 988,
+            "overall": {"accuracy": {"value": 0.9, "ci": [0.88, 0.92]}},
+            "by_attribute": {
+                "sex": {
+                    "groups": {
+                        "female": group(500, False, 0.92, [0.90, 0.94]),
+                        "male": group(480, False, 0.88, [0.85, 0.91]),
+                        "other": group(5, True, 0.2, [0.0, 0.6]),
                     },
-                    "equalized_odds_difference": {"value": 0.03, "ci": [0.01, 0.06]},
+                    "disparity": {
+                        "accuracy": {
+                            "difference": 0.04,
+                            "ratio": 0.956,
+                            "worst_group": "male",
+                            "best_group": "female",
+                            "difference_ci": [0.01, 0.07],
+                            "ratio_ci": [0.92, 0.99],
+                        },
+                        "equalized_odds_difference": {"value": 0.03, "ci": [0.01, 0.06]},
+                    },
+                },
+                "payer": {
+                    "groups": {"Medicare": group(3, True, 0.5, [0.0, 1.0])},
+                    "disparity": {
+                        "accuracy": {
+                            "difference": None,
+                            "ratio": None,
+                            "worst_group": None,
+                            "best_group": None,
+                            "difference_ci": None,
+                            "ratio_ci": None,
+                        }
+                    },
                 },
             },
-            "payer": {
-                "groups": {"Medicare": group(3, True, 0.5, [0.0, 1.0])},
-                "disparity": {
-                    "accuracy": {
-                        "difference": None,
-                        "ratio": None,
-                        "worst_group": None,
-                        "best_group": None,
-                        "difference_ci": None,
-                        "ratio_ci": None,
-                    }
-                },
-            },
-        },
-    }
+        }
+    )
 
 
 def test_rules_pass_and_fail(tmp_path: Path) -> None:
@@ -76,7 +81,7 @@ def test_rules_pass_and_fail(tmp_path: Path) -> None:
         )
     )
     results = evaluate_gates(gates, _report())
-    observed = [(r["observed"], r["passed"]) for r in results]
+    observed = [(r.observed, r.passed) for r in results]
     assert observed == [
         (0.04, True),
         (0.07, False),
@@ -86,10 +91,17 @@ def test_rules_pass_and_fail(tmp_path: Path) -> None:
         (0.92, False),
         (0.03, True),
     ]
-    assert results[1]["name"] == "gap upper"
-    assert results[4]["group"] == "male" and results[5]["group"] == "female"
-    assert results[3]["attribute"] is None
-    assert set(results[0]) >= {"name", "attribute", "metric", "rule", "threshold", "observed"}
+    assert results[1].name == "gap upper"
+    assert results[4].group == "male" and results[5].group == "female"
+    assert results[3].attribute is None
+    assert set(results[0].model_dump(mode="json")) >= {
+        "name",
+        "attribute",
+        "metric",
+        "rule",
+        "threshold",
+        "observed",
+    }
 
 
 def test_star_expands_and_undefined_fails(tmp_path: Path) -> None:
@@ -99,8 +111,8 @@ def test_star_expands_and_undefined_fails(tmp_path: Path) -> None:
         )
     )
     results = evaluate_gates(gates, _report())
-    assert [(r["attribute"], r["passed"]) for r in results] == [("sex", True), ("payer", False)]
-    assert results[1]["observed"] is None and "gate fails" in results[1]["note"]
+    assert [(r.attribute, r.passed) for r in results] == [("sex", True), ("payer", False)]
+    assert results[1].observed is None and "gate fails" in (results[1].note or "")
 
 
 @pytest.mark.parametrize(
@@ -160,10 +172,10 @@ def test_not_a_list_and_references_outside_the_run(tmp_path: Path) -> None:
 
 def test_groups_without_a_value_are_named_in_a_note(tmp_path: Path) -> None:
     report = _report()
-    report["by_attribute"]["sex"]["groups"]["male"]["accuracy"] = {"value": None, "ci": None}
+    report.by_attribute["sex"].groups["male"].metrics["accuracy"] = ReportValue(value=None)
     gates = load_gates(
         _write(tmp_path, "- {attribute: sex, metric: accuracy, rule: min_value, threshold: 0.5}\n")
     )
     (result,) = evaluate_gates(gates, report)
-    assert result["observed"] == 0.92 and result["passed"]
-    assert result["note"] == "groups without a value, not checked: male"
+    assert result.observed == 0.92 and result.passed
+    assert result.note == "groups without a value, not checked: male"

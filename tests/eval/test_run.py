@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from eval.predictions import read_predictions
 from eval.run import RUN_MANIFEST_KIND, prepare_out
+from eval.subgroups.predictions import read_predictions
 from llm.cli import main
 from llm.errors import BadInputError
 from tests.eval.openai_double import serve

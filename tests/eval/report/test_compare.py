@@ -3,21 +3,15 @@ undefined values, incompatible reports; load_report errors; compare.json/compare
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from eval.compare import (
-    COMPARE_JSON,
-    COMPARE_MD,
-    Change,
-    compare_reports,
-    load_report,
-    write_comparison,
-)
+from eval.report.compare import COMPARE_JSON, COMPARE_MD, Change, compare_reports, load_report
+from eval.report.model import ReportValue, SubgroupReport
+from eval.report.write import write_comparison
 from llm.errors import BadInputError
 
 METRICS = ["accuracy", "false_positive_rate"]
@@ -36,8 +30,8 @@ def make_report(
     overall: tuple[float, float] = (0.9, 0.1),
     half_width: float | None = 0.02,
     min_group_size: int = 30,
-) -> dict[str, Any]:
-    """A report.json with one attribute ``sex``: ``{group: (n, accuracy, fpr)}``."""
+) -> SubgroupReport:
+    """A report with one attribute ``sex``: ``{group: (n, accuracy, fpr)}``."""
     entries = {
         group: {
             "n": n,
@@ -61,19 +55,21 @@ def make_report(
             "ratio_ci": None,
             "groups_compared": len(values),
         }
-    return {
-        "metrics": list(METRICS),
-        "n": sum(v[0] for v in groups.values()),
-        "positive_label": "yes",
-        "overall": {
-            "accuracy": _estimate(overall[0], half_width),
-            "false_positive_rate": _estimate(overall[1], half_width),
-        },
-        "by_attribute": {"sex": {"groups": entries, "disparity": disparity}},
-        "gates": [],
-        "passed": True,
-        "manifest": {"args": {"min_group_size": min_group_size, "confidence": 0.95}},
-    }
+    return SubgroupReport.model_validate(
+        {
+            "metrics": list(METRICS),
+            "n": sum(v[0] for v in groups.values()),
+            "positive_label": "yes",
+            "overall": {
+                "accuracy": _estimate(overall[0], half_width),
+                "false_positive_rate": _estimate(overall[1], half_width),
+            },
+            "by_attribute": {"sex": {"groups": entries, "disparity": disparity}},
+            "gates": [],
+            "passed": True,
+            "manifest": {"args": {"min_group_size": min_group_size, "confidence": 0.95}},
+        }
+    )
 
 
 BASE_GROUPS = {"female": (500, 0.90, 0.10), "male": (500, 0.90, 0.10), "other": (10, 0.90, 0.10)}
@@ -85,7 +81,7 @@ def _find(changes: list[Change], where: str, metric: str) -> Change:
 
 def test_identical_reports_pass_with_nothing_changed() -> None:
     report = make_report(BASE_GROUPS)
-    comparison = compare_reports(report, copy.deepcopy(report))
+    comparison = compare_reports(report, report.model_copy(deep=True))
     assert comparison.passed
     assert {c.status for c in comparison.changes} == {"unchanged"}
     # overall + 3 groups per metric + one gap per metric
@@ -167,7 +163,9 @@ def test_a_missing_group_is_noted() -> None:
 
 def test_a_value_that_became_undefined_is_a_regression() -> None:
     new = make_report(BASE_GROUPS)
-    new["by_attribute"]["sex"]["groups"]["male"]["accuracy"] = _estimate(None)
+    new.by_attribute["sex"].groups["male"].metrics["accuracy"] = ReportValue.model_validate(
+        _estimate(None)
+    )
     comparison = compare_reports(make_report(BASE_GROUPS), new)
     change = _find(comparison.changes, "sex=male", "accuracy")
     assert change.status == "became undefined" and change.regression
@@ -186,7 +184,7 @@ def test_without_intervals_the_change_alone_decides() -> None:
 def test_different_metrics_are_refused_unless_chosen() -> None:
     base = make_report(BASE_GROUPS)
     new = make_report(BASE_GROUPS)
-    new["metrics"] = ["accuracy"]
+    new.metrics = ["accuracy"]
     with pytest.raises(BadInputError, match="only in base: false_positive_rate"):
         compare_reports(base, new)
     comparison = compare_reports(base, new, metrics=["accuracy"])
@@ -198,11 +196,11 @@ def test_different_metrics_are_refused_unless_chosen() -> None:
 def test_different_attributes_or_positive_labels_are_refused() -> None:
     base = make_report(BASE_GROUPS)
     new = make_report(BASE_GROUPS)
-    new["by_attribute"]["payer"] = new["by_attribute"].pop("sex")
+    new.by_attribute["payer"] = new.by_attribute.pop("sex")
     with pytest.raises(BadInputError, match="only in base: sex; only in new: payer"):
         compare_reports(base, new)
     other_label = make_report(BASE_GROUPS)
-    other_label["positive_label"] = "no"
+    other_label.positive_label = "no"
     with pytest.raises(BadInputError, match="different positive labels"):
         compare_reports(base, other_label)
     with pytest.raises(BadInputError, match="--max-regression"):
@@ -222,8 +220,8 @@ def test_load_report_names_the_file_and_problem(tmp_path: Path) -> None:
         load_report(other, "NEW")
     folder = tmp_path / "run"
     folder.mkdir()
-    (folder / "report.json").write_text(json.dumps(make_report(BASE_GROUPS)), encoding="utf-8")
-    assert load_report(folder, "BASE")["n"] == 1010
+    (folder / "report.json").write_text(make_report(BASE_GROUPS).to_json_text(), encoding="utf-8")
+    assert load_report(folder, "BASE").n == 1010
 
 
 def test_written_outputs(tmp_path: Path) -> None:

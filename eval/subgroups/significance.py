@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from eval.metrics.functional import AdditiveMetric
-from eval.subgroups import SubgroupFrame
+from eval.subgroups.frame import SubgroupFrame
 
 Z_TEST = "two_proportion_z"
 PERMUTATION = "permutation"

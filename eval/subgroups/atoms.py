@@ -3,7 +3,7 @@
 Two rows belong to the same atom when they share their group in every
 attribute, their reference, their prediction and, when a metric reads it, their
 score. Any metric of any group is then a function of the atom counts, so a
-resample is a count vector over atoms (see :mod:`eval.bootstrap`) and a block
+resample is a count vector over atoms (see :mod:`eval.subgroups.bootstrap`) and a block
 of resamples is one sparse matrix product per attribute.
 
 Resampling happens on the *fine* atoms (scores included when some metric reads
@@ -30,12 +30,13 @@ from eval.metrics.functional import (
     RankMetric,
     rank_maps,
 )
-from eval.predictions import UNKNOWN
+from eval.subgroups.intersections import group_parts
+from eval.subgroups.predictions import UNKNOWN
 
 
 def group_order(name: str) -> tuple[tuple[bool, str], ...]:
     """Sort key of group names: alphabetical per part, ``unknown`` last."""
-    return tuple((part == UNKNOWN, part) for part in name.split("*"))
+    return tuple((part == UNKNOWN, part) for part in group_parts(name))
 
 
 def factorize(

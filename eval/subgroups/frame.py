@@ -8,7 +8,7 @@ MetricFrame's on the groups that are not small (tests check this on random
 data). Beyond MetricFrame: groups smaller than ``min_group_size`` are kept in
 ``by_group`` but marked small and left out of disparities; metrics undefined in
 a group are NaN with a reason; and bootstrap intervals come from whole-data-set
-resampling expressed as atom counts (:mod:`eval.bootstrap`), all resamples of a
+resampling expressed as atom counts (:mod:`eval.subgroups.bootstrap`), all resamples of a
 block evaluated at once with numpy.
 """
 
@@ -20,8 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from eval.atoms import AtomTable
-from eval.bootstrap import chunk_size, percentile_ci, resample_counts
 from eval.metrics.functional import (
     FalsePositiveRate,
     Metric,
@@ -29,10 +27,11 @@ from eval.metrics.functional import (
     TruePositiveRate,
     safe_divide,
 )
+from eval.subgroups.atoms import AtomTable
+from eval.subgroups.bootstrap import chunk_size, percentile_ci, resample_counts
 
 OVERALL = "<overall>"
 ALL = "all"
-EQUALIZED_ODDS = "equalized_odds_difference"
 
 BAD_CONFIDENCE = "confidence must be strictly between 0 and 1, got {value}"
 BAD_N_BOOT = "n_boot must be 0 (no intervals) or more, got {value}"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -27,40 +27,15 @@ from typing import IO, Any
 import numpy as np
 
 from eval.metrics.functional import MetricInputs
+from eval.metrics.labels import canonical_label, json_type
+from eval.subgroups.intersections import joins_groups
 from llm.data.io import ReadStats, format_loc
 from llm.errors import BadInputError, RecordError
 
 UNKNOWN = "unknown"
 REQUIRED = ("id", "prediction", "reference", "demographics")
-INTERSECTION = "*"
 
 LineProgress = Callable[[Iterable[str]], Iterable[str]]
-
-
-def canonical_label(value: object) -> str:
-    """The string a label is compared as.
-
-    Raises:
-        ValueError: ``value`` is not a string, number or boolean.
-    """
-    if type(value) is str:  # the common case first: this runs for every field of every line
-        return value.strip()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"label must be finite, got {value}")
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, str):
-        return value.strip()
-    raise ValueError(f"expected a string or number, got {_json_type(value)}")
-
-
-def _json_type(value: object) -> str:
-    names = {dict: "object", list: "array", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
 
 
 def canonical_group(value: object) -> str:
@@ -74,7 +49,7 @@ def canonical_group(value: object) -> str:
     group = canonical_label(value)
     if not group:
         return UNKNOWN
-    if INTERSECTION in group:
+    if joins_groups(group):
         raise ValueError(f"group value {group!r} contains '*', which joins intersection groups")
     return group
 
@@ -95,7 +70,7 @@ Problems = list[tuple[tuple[int | str, ...], str]]
 
 def _check_id(value: object, problems: Problems) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
-        problems.append((("id",), f"expected a string or integer, got {_json_type(value)}"))
+        problems.append((("id",), f"expected a string or integer, got {json_type(value)}"))
         return ""
     if isinstance(value, str) and not value.strip():
         problems.append((("id",), "is empty"))
@@ -116,7 +91,7 @@ def _check_score(value: object, problems: Problems) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        problems.append((("score",), f"expected a number, got {_json_type(value)}"))
+        problems.append((("score",), f"expected a number, got {json_type(value)}"))
         return None
     if not math.isfinite(value):
         problems.append((("score",), f"must be finite, got {value}"))
@@ -127,12 +102,12 @@ def _check_score(value: object, problems: Problems) -> float | None:
 def _check_demographics(value: object, problems: Problems) -> dict[str, str]:
     """Groups of every attribute; ``other`` (site-specific attributes) flattened beside."""
     if not isinstance(value, dict):
-        problems.append((("demographics",), f"expected an object, got {_json_type(value)}"))
+        problems.append((("demographics",), f"expected an object, got {json_type(value)}"))
         return {}
     flat: dict[str, str] = {}
     items: list[tuple[tuple[int | str, ...], object]] = []
     for key, item in value.items():
-        if type(item) is str and INTERSECTION not in item and (group := item.strip()):
+        if type(item) is str and not joins_groups(item) and (group := item.strip()):
             flat[key] = group  # the common case, checked inline for speed
         elif key == "other" and isinstance(item, dict):
             items += [(("demographics", "other", k), v) for k, v in item.items()]
@@ -158,8 +133,17 @@ def parse_prediction_line(text: str, *, path: str, line: int) -> Prediction:
         raise RecordError(
             path, line, "<line>", f"not valid JSON: {exc.msg} at column {exc.colno}"
         ) from None
+    return parse_prediction(obj, path=path, line=line)
+
+
+def parse_prediction(obj: object, *, path: str, line: int) -> Prediction:
+    """Validate one parsed line (or a row about to be written as that line).
+
+    Raises:
+        RecordError: the first problem on the line; all of them in its ``all``.
+    """
     if not isinstance(obj, dict):
-        raise RecordError(path, line, "<line>", f"expected a JSON object, got {_json_type(obj)}")
+        raise RecordError(path, line, "<line>", f"expected a JSON object, got {json_type(obj)}")
     problems: Problems = [
         ((key,), "field required" if key not in obj else "must not be null")
         for key in REQUIRED
@@ -295,6 +279,77 @@ def read_predictions(
     p = Path(path)
     if not p.is_file():
         raise BadInputError(f"{p}: predictions file not found")
+    lines = ((lineno, text, text) for lineno, text in _iter_lines(p))
+    return _collect(
+        lines,
+        p,
+        stats=stats,
+        rejects=rejects,
+        progress=progress,
+        require_score=require_score,
+        unit_score=unit_score,
+    )
+
+
+def predictions_from_rows(
+    rows: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    *,
+    stats: ReadStats | None = None,
+    rejects: IO[str] | None = None,
+    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+    require_score: str | None = None,
+    unit_score: str | None = None,
+) -> PredictionSet:
+    """Validate predictions held in memory, exactly as :func:`read_predictions` would the file.
+
+    For a caller that has just written ``rows`` to ``path``, one row a line
+    (``eval run``): the rows are checked as that file's lines (row ``i`` is
+    line ``i + 1`` in errors) without reading it back.
+
+    Args:
+        rows: the prediction objects, in file order.
+        path: the file they were written to (named in errors and the result).
+        stats / rejects / progress / require_score / unit_score: as for
+            :func:`read_predictions`.
+
+    Raises:
+        BadInputError: no valid example.
+        RecordError: a bad row, without ``rejects``.
+    """
+    lines = ((lineno, row, _Raw(row)) for lineno, row in enumerate(rows, start=1))
+    return _collect(
+        lines,
+        Path(path),
+        stats=stats,
+        rejects=rejects,
+        progress=progress,
+        require_score=require_score,
+        unit_score=unit_score,
+    )
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """A row's line text, made only when a rejects file needs it."""
+
+    row: Mapping[str, Any]
+
+    def __str__(self) -> str:
+        return json.dumps(self.row, ensure_ascii=False)
+
+
+def _collect(
+    source: Iterable[tuple[int, str | Mapping[str, Any], str | _Raw]],
+    p: Path,
+    *,
+    stats: ReadStats | None,
+    rejects: IO[str] | None,
+    progress: Callable[[Iterable[Any]], Iterable[Any]] | None,
+    require_score: str | None,
+    unit_score: str | None,
+) -> PredictionSet:
+    """Validate ``(line number, text or object, raw line)`` items into columns."""
     stats = stats if stats is not None else ReadStats(str(p))
     first_line_of: dict[str, int] = {}
     lines: list[int] = []
@@ -302,11 +357,13 @@ def read_predictions(
     refs: list[str] = []
     scores: list[float] = []
     demographics: list[dict[str, str]] = []
-    source: Iterable[tuple[int, str]] = _iter_lines(p)
-    for lineno, text in progress(source) if progress else source:
+    for lineno, item, raw in progress(source) if progress else source:
         stats.read += 1
         try:
-            row = parse_prediction_line(text, path=str(p), line=lineno)
+            if isinstance(item, str):
+                row = parse_prediction_line(item, path=str(p), line=lineno)
+            else:
+                row = parse_prediction(item, path=str(p), line=lineno)
             if row.id in first_line_of:
                 raise RecordError(
                     str(p), lineno, "id", f"repeats id {row.id!r} of line {first_line_of[row.id]}"
@@ -318,7 +375,9 @@ def read_predictions(
             if rejects is None:
                 raise
             for e in err.all:
-                rejects.write(json.dumps({**e.to_dict(), "raw": text}, ensure_ascii=False) + "\n")
+                rejects.write(
+                    json.dumps({**e.to_dict(), "raw": str(raw)}, ensure_ascii=False) + "\n"
+                )
             continue
         stats.used += 1
         first_line_of[row.id] = lineno

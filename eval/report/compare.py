@@ -30,22 +30,28 @@ model that stopped predicting the positive label has no precision) is one too.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from eval.report import REPORT_JSON
+from eval.report.model import (
+    EQUALIZED_ODDS,
+    AttributeReport,
+    Interval,
+    ReportValue,
+    SubgroupReport,
+    read_report,
+)
 from llm.errors import BadInputError
 
 COMPARE_JSON = "compare.json"
 COMPARE_MD = "compare.md"
 CRITERION = "intervals_disjoint"
-EQUALIZED_ODDS = "equalized_odds_difference"
 # a change smaller than this is rounding noise between two JSON files, not a change
 TOLERANCE = 1e-12
-REQUIRED_KEYS = ("metrics", "overall", "by_attribute")
+# the largest tolerated worsening of a value, absolute, unless the caller says otherwise
+MAX_REGRESSION = 0.02
 
 Scope = Literal["overall", "group", "gap"]
 Status = Literal[
@@ -81,8 +87,8 @@ class Change:
     metric: str
     base: float | None
     new: float | None
-    base_ci: list[float] | None
-    new_ci: list[float] | None
+    base_ci: Interval | None
+    new_ci: Interval | None
     base_n: int | None
     new_n: int | None
     small: bool
@@ -143,7 +149,7 @@ class Comparison:
         }
 
 
-def load_report(path: Path, role: str) -> dict[str, Any]:
+def load_report(path: Path, role: str) -> SubgroupReport:
     """Read a report.json (or the report.json inside a folder).
 
     Args:
@@ -153,24 +159,7 @@ def load_report(path: Path, role: str) -> dict[str, Any]:
     Raises:
         BadInputError: missing, unreadable, not JSON, or not a subgroup report.
     """
-    file = path / REPORT_JSON if path.is_dir() else path
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInputError(f"{role} {file}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{role} {file}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"{role} {file}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    if not isinstance(data, dict):
-        raise BadInputError(f"{role} {file}: expected a report object, got {type(data).__name__}")
-    missing = [key for key in REQUIRED_KEYS if key not in data]
-    if missing:
-        raise BadInputError(
-            f"{role} {file}: not a subgroup report (missing {', '.join(missing)}); "
-            "give the report.json written by `clinical-llm eval subgroups`"
-        )
-    return data
+    return read_report(path, role)
 
 
 def _directions(metrics: list[str]) -> dict[str, bool]:
@@ -180,7 +169,7 @@ def _directions(metrics: list[str]) -> dict[str, bool]:
 
 
 def _check_compatible(
-    base: dict[str, Any], new: dict[str, Any], metrics: list[str] | None
+    base: SubgroupReport, new: SubgroupReport, metrics: list[str] | None
 ) -> list[str]:
     """The metrics to compare.
 
@@ -188,7 +177,7 @@ def _check_compatible(
         BadInputError: the reports differ in metrics (without ``metrics``),
             attributes or positive label; a requested metric missing from a report.
     """
-    base_metrics, new_metrics = list(base["metrics"]), list(new["metrics"])
+    base_metrics, new_metrics = list(base.metrics), list(new.metrics)
     if metrics is None:
         if set(base_metrics) != set(new_metrics):
             raise BadInputError(
@@ -206,16 +195,16 @@ def _check_compatible(
                     f"(it has {', '.join(have)})"
                 )
         chosen = metrics
-    base_attributes, new_attributes = list(base["by_attribute"]), list(new["by_attribute"])
+    base_attributes, new_attributes = list(base.by_attribute), list(new.by_attribute)
     if set(base_attributes) != set(new_attributes):
         raise BadInputError(
             "the reports break down by different attributes: "
             + _difference("base", base_attributes, "new", new_attributes)
         )
-    if base.get("positive_label") != new.get("positive_label"):
+    if base.positive_label != new.positive_label:
         raise BadInputError(
-            f"the reports use different positive labels (base {base.get('positive_label')!r}, "
-            f"new {new.get('positive_label')!r}): their binary metrics are not comparable"
+            f"the reports use different positive labels (base {base.positive_label!r}, "
+            f"new {new.positive_label!r}): their binary metrics are not comparable"
         )
     return chosen
 
@@ -231,7 +220,7 @@ def _difference(a_name: str, a: list[str], b_name: str, b: list[str]) -> str:
     return "; ".join(parts)
 
 
-def _disjoint(a: list[float] | None, b: list[float] | None) -> bool | None:
+def _disjoint(a: Interval | None, b: Interval | None) -> bool | None:
     if a is None or b is None:
         return None
     return bool(b[0] > a[1] or b[1] < a[0])
@@ -243,30 +232,29 @@ def _change(
     attribute: str | None,
     group: str | None,
     metric: str,
-    base: dict[str, Any],
-    new: dict[str, Any],
-    value_key: str,
-    ci_key: str,
+    base: ReportValue | None,
+    new: ReportValue | None,
     higher_is_better: bool,
     small: bool,
     max_regression: float,
     base_n: int | None = None,
     new_n: int | None = None,
 ) -> Change:
-    b, n = base.get(value_key), new.get(value_key)
-    b_ci, n_ci = base.get(ci_key), new.get(ci_key)
+    # a value missing from a report (a hand-made one) reads as undefined
+    b_value, b_ci = (base.value, base.ci) if base is not None else (None, None)
+    n_value, n_ci = (new.value, new.ci) if new is not None else (None, None)
     change = worse_by = outside = None
     regression = False
     status: Status
-    if b is None and n is None:
+    if b_value is None and n_value is None:
         status = "undefined"
-    elif n is None:
+    elif n_value is None:
         status = "became undefined"
         regression = not small
-    elif b is None:
+    elif b_value is None:
         status = "became defined"
     else:
-        change = float(n) - float(b)
+        change = n_value - b_value
         worse_by = -change if higher_is_better else change
         outside = _disjoint(b_ci, n_ci)
         if abs(change) <= TOLERANCE:
@@ -281,8 +269,8 @@ def _change(
         attribute=attribute,
         group=group,
         metric=metric,
-        base=b,
-        new=n,
+        base=b_value,
+        new=n_value,
         base_ci=b_ci,
         new_ci=n_ci,
         base_n=base_n,
@@ -298,10 +286,10 @@ def _change(
 
 
 def compare_reports(
-    base: dict[str, Any],
-    new: dict[str, Any],
+    base: SubgroupReport,
+    new: SubgroupReport,
     *,
-    max_regression: float = 0.02,
+    max_regression: float = MAX_REGRESSION,
     metrics: list[str] | None = None,
     base_name: str = "base",
     new_name: str = "new",
@@ -309,7 +297,7 @@ def compare_reports(
     """Compare every value of two subgroup reports.
 
     Args:
-        base: the reference report (report.json structure), e.g. the released model's.
+        base: the reference report, e.g. the released model's.
         new: the candidate's report.
         max_regression: largest tolerated worsening (absolute, in the metric's units).
         metrics: the metrics to compare (default: all; then both reports must have the same).
@@ -336,18 +324,16 @@ def compare_reports(
                 attribute=None,
                 group=None,
                 metric=metric,
-                base=base["overall"].get(metric) or {},
-                new=new["overall"].get(metric) or {},
-                value_key="value",
-                ci_key="ci",
+                base=base.overall.get(metric),
+                new=new.overall.get(metric),
                 higher_is_better=higher[metric],
                 small=False,
                 max_regression=max_regression,
             )
         )
-    for attribute, base_block in base["by_attribute"].items():
-        new_block = new["by_attribute"][attribute]
-        base_groups, new_groups = base_block["groups"], new_block["groups"]
+    for attribute, base_block in base.by_attribute.items():
+        new_block = new.by_attribute[attribute]
+        base_groups, new_groups = base_block.groups, new_block.groups
         only_base = [g for g in base_groups if g not in new_groups]
         only_new = [g for g in new_groups if g not in base_groups]
         if only_base:
@@ -358,7 +344,7 @@ def compare_reports(
             new_entry = new_groups.get(group)
             if new_entry is None:
                 continue
-            small = bool(base_entry.get("small")) or bool(new_entry.get("small"))
+            small = base_entry.small or new_entry.small
             for metric in chosen:
                 comparison.changes.append(
                     _change(
@@ -366,14 +352,12 @@ def compare_reports(
                         attribute=attribute,
                         group=group,
                         metric=metric,
-                        base=base_entry.get(metric) or {},
-                        new=new_entry.get(metric) or {},
-                        value_key="value",
-                        ci_key="ci",
+                        base=base_entry.metrics.get(metric),
+                        new=new_entry.metrics.get(metric),
                         higher_is_better=higher[metric],
                         small=small,
-                        base_n=base_entry.get("n"),
-                        new_n=new_entry.get("n"),
+                        base_n=base_entry.n,
+                        new_n=new_entry.n,
                         max_regression=max_regression,
                     )
                 )
@@ -384,12 +368,11 @@ def compare_reports(
 
 def _gap_changes(
     attribute: str,
-    base_block: dict[str, Any],
-    new_block: dict[str, Any],
+    base_block: AttributeReport,
+    new_block: AttributeReport,
     metrics: list[str],
     max_regression: float,
 ) -> list[Change]:
-    base_gaps, new_gaps = base_block.get("disparity") or {}, new_block.get("disparity") or {}
     changes = []
     for metric in metrics:
         changes.append(
@@ -398,26 +381,22 @@ def _gap_changes(
                 attribute=attribute,
                 group=None,
                 metric=metric,
-                base=base_gaps.get(metric) or {},
-                new=new_gaps.get(metric) or {},
-                value_key="difference",
-                ci_key="difference_ci",
+                base=base_block.disparity_value(metric),
+                new=new_block.disparity_value(metric),
                 higher_is_better=False,  # a gap between groups should shrink
                 small=False,
                 max_regression=max_regression,
             )
         )
-    if EQUALIZED_ODDS in base_gaps or EQUALIZED_ODDS in new_gaps:
+    if base_block.equalized_odds is not None or new_block.equalized_odds is not None:
         changes.append(
             _change(
                 scope="gap",
                 attribute=attribute,
                 group=None,
                 metric=EQUALIZED_ODDS,
-                base=base_gaps.get(EQUALIZED_ODDS) or {},
-                new=new_gaps.get(EQUALIZED_ODDS) or {},
-                value_key="value",
-                ci_key="ci",
+                base=base_block.equalized_odds,
+                new=new_block.equalized_odds,
                 higher_is_better=False,
                 small=False,
                 max_regression=max_regression,
@@ -426,7 +405,7 @@ def _gap_changes(
     return changes
 
 
-def _add_notes(comparison: Comparison, base: dict[str, Any], new: dict[str, Any]) -> None:
+def _add_notes(comparison: Comparison, base: SubgroupReport, new: SubgroupReport) -> None:
     notes = comparison.notes
     for attribute, groups in comparison.groups_only_in_new.items():
         notes.append(f"{attribute}: group(s) only in the new report: {', '.join(groups)}")
@@ -435,44 +414,18 @@ def _add_notes(comparison: Comparison, base: dict[str, Any], new: dict[str, Any]
             f"{attribute}: group(s) missing from the new report: {', '.join(groups)} "
             "(no evidence for them; was the new model scored on other examples?)"
         )
-    if base.get("n") != new.get("n"):
+    if base.n != new.n:
         notes.append(
-            f"the reports count different examples (base {base.get('n')}, new {new.get('n')}): "
+            f"the reports count different examples (base {base.n}, new {new.n}): "
             "changes mix model and data differences"
         )
-    base_args = (base.get("manifest") or {}).get("args") or {}
-    new_args = (new.get("manifest") or {}).get("args") or {}
+    base_args, new_args = base.manifest.args, new.manifest.args
     for key in ("min_group_size", "confidence", "bootstrap"):
-        if base_args.get(key) != new_args.get(key):
-            notes.append(
-                f"--{key.replace('_', '-')} differs (base {base_args.get(key)}, "
-                f"new {new_args.get(key)})"
-            )
+        base_value, new_value = getattr(base_args, key), getattr(new_args, key)
+        if base_value != new_value:
+            notes.append(f"--{key.replace('_', '-')} differs (base {base_value}, new {new_value})")
     if any(c.outside_ci is None and c.change is not None for c in comparison.changes):
         notes.append(
             "some values have no interval in one report (--bootstrap 0?): for them the "
             "change alone decides"
         )
-
-
-def write_comparison(comparison: Comparison, out_dir: Path) -> list[Path]:
-    """Write ``compare.json`` and ``compare.md`` into ``out_dir`` (created when missing).
-
-    Returns:
-        The files written.
-
-    Raises:
-        BadInputError: ``out_dir`` exists and is not a folder.
-    """
-    from eval.compare_md import render_comparison_markdown
-
-    if out_dir.exists() and not out_dir.is_dir():
-        raise BadInputError(f"--out {out_dir}: exists and is not a folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / COMPARE_JSON
-    json_path.write_text(
-        json.dumps(comparison.to_json(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
-    )
-    md_path = out_dir / COMPARE_MD
-    md_path.write_text(render_comparison_markdown(comparison), encoding="utf-8")
-    return [json_path, md_path]

@@ -1,4 +1,5 @@
-"""report.json follows the DESIGN.md contract exactly; report.md is readable."""
+"""report.json follows the DESIGN.md contract exactly and is the typed report's serialisation;
+report.md is readable."""
 
 from __future__ import annotations
 
@@ -6,9 +7,22 @@ import json
 from pathlib import Path
 from typing import Any
 
-from eval.analysis import analyze_subgroups, make_config
-from eval.report import TOP_LEVEL_KEYS
+import pytest
+
+from eval.report.model import (
+    TOP_LEVEL_KEYS,
+    RunArgs,
+    SubgroupReport,
+    parse_report,
+    read_report,
+)
+from eval.subgroups.analysis import SubgroupConfig, analyze_subgroups, make_config
+from llm.errors import BadInputError
 from tests.eval.synthetic import random_predictions, write_predictions
+
+# written by `eval subgroups` before the report was typed (gates, significance, an
+# intersection, small groups, undefined values, a model manifest): the contract as it was
+FIXTURE = Path(__file__).parent / "fixtures" / "report.json"
 
 METRICS = ["accuracy", "true_positive_rate", "false_positive_rate"]
 
@@ -86,3 +100,38 @@ def test_manifest_and_model_manifest_beside_the_predictions(tmp_path: Path) -> N
     assert manifest["model_manifest"]["contents"] == {"kind": "export", "model": "tiny"}
     assert {"numpy", "scipy", "python"} <= set(manifest["libraries"])
     assert json.loads((tmp_path / "out" / "manifest.json").read_text()) == manifest
+
+
+def test_a_report_written_before_the_typed_model_round_trips_unchanged() -> None:
+    text = FIXTURE.read_text(encoding="utf-8")
+    report = read_report(FIXTURE)
+    assert report.to_json() == json.loads(text)
+    assert report.to_json_text() == text  # same keys, same order, same bytes
+
+
+def test_the_fixture_exercises_every_optional_part() -> None:
+    report = read_report(FIXTURE)
+    sex = report.by_attribute["sex"]
+    assert sex.significance and sex.equalized_odds is not None
+    assert any(g.group for g in report.gates) and any(g.note for g in report.gates)
+    assert any(e.note for e in sex.groups["other"].metrics.values())
+    assert any(g.small for b in report.by_attribute.values() for g in b.groups.values())
+    assert report.manifest.model_manifest is not None and report.manifest.args.bootstrap == 60
+
+
+def test_a_fresh_report_round_trips_through_its_json(tmp_path: Path) -> None:
+    for overrides in ({"seed": 1}, {"permutations": 20, "significance": True}):
+        written = _run(tmp_path, **overrides)
+        assert SubgroupReport.model_validate(written).to_json() == written
+
+
+def test_the_recorded_arguments_follow_the_config() -> None:
+    assert list(RunArgs.model_fields) == list(SubgroupConfig.model_fields)
+
+
+def test_what_is_not_a_report_is_refused_with_the_place() -> None:
+    with pytest.raises(BadInputError, match="missing metrics"):
+        parse_report({"overall": {}, "by_attribute": {}}, "r.json")
+    bad = {"metrics": [], "n": 1, "overall": {"accuracy": {"value": "high"}}, "by_attribute": {}}
+    with pytest.raises(BadInputError, match=r"r\.json: not a subgroup report: overall\.accuracy"):
+        parse_report(bad, "r.json")

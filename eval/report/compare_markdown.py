@@ -6,13 +6,14 @@ and the file say the same thing.
 
 from __future__ import annotations
 
-from eval.compare import Change, Comparison
-from eval.report_md import NA
+from eval.report.compare import Change, Comparison
+from eval.report.markdown import NA
+from eval.report.model import Interval
 
 COLUMNS = ["where", "metric", "base [CI]", "new [CI]", "change", "better", "intervals"]
 
 
-def value_with_ci(value: float | None, ci: list[float] | None) -> str:
+def value_with_ci(value: float | None, ci: Interval | None) -> str:
     """``0.912 [0.890, 0.931]``, ``0.912`` without interval, ``n/a`` when undefined."""
     if value is None:
         return NA

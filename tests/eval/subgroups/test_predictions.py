@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.predictions import UNKNOWN, canonical_label, read_predictions
+from eval.subgroups.predictions import UNKNOWN, predictions_from_rows, read_predictions
 from llm.data.io import ReadStats
 from llm.errors import BadInputError, RecordError
 
@@ -29,13 +29,6 @@ def _write(tmp_path: Path, rows: list[object]) -> Path:
     lines = [r if isinstance(r, str) else json.dumps(r) for r in rows]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-def test_canonical_labels_make_numbers_and_strings_agree() -> None:
-    assert canonical_label(1) == canonical_label(1.0) == canonical_label(" 1 ") == "1"
-    assert canonical_label(True) == "true" and canonical_label(0.25) == "0.25"
-    with pytest.raises(ValueError, match="got array"):
-        canonical_label([1])
 
 
 def test_columns_unknown_groups_and_flattened_other(tmp_path: Path) -> None:
@@ -116,3 +109,21 @@ def test_score_rules_and_empty_file(tmp_path: Path) -> None:
         read_predictions(empty)
     with pytest.raises(BadInputError, match="not found"):
         read_predictions(tmp_path / "missing.jsonl")
+
+
+def test_rows_in_memory_are_checked_as_the_lines_of_their_file(tmp_path: Path) -> None:
+    rows = [_row(0, score=0.5), _row(1, reference=1.0, prediction="1"), _row(2, id="ex0")]
+    path = _write(tmp_path, [*rows])
+    from_file, from_rows = io.StringIO(), io.StringIO()
+    stats_file, stats_rows = ReadStats(str(path)), ReadStats(str(path))
+    read = read_predictions(path, stats=stats_file, rejects=from_file)
+    held = predictions_from_rows(rows, path, stats=stats_rows, rejects=from_rows)
+    assert from_rows.getvalue() == from_file.getvalue()  # line 3 repeats an id, same record
+    assert (stats_rows.read, stats_rows.used, stats_rows.rejected) == (3, 2, 1)
+    assert (stats_file.read, stats_file.used, stats_file.rejected) == (3, 2, 1)
+    assert held.ids == read.ids and held.path == read.path
+    assert held.references.tolist() == read.references.tolist() == ["no", "1"]
+    assert held.demographics == read.demographics
+    with pytest.raises(RecordError) as info:
+        predictions_from_rows([_row(0), {"id": "x"}], path)
+    assert (info.value.line, info.value.field) == (2, "prediction")

@@ -4,21 +4,20 @@ deterministic; and rendered by headless Chromium (slow, skipped without it)."""
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import shutil
 import subprocess
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from eval.analysis import analyze_subgroups, make_config
-from eval.plots import PNG_SIGNATURE, attribute_figure
-from eval.report_html import REPORT_HTML, render_html
+from eval.report.html import REPORT_HTML, render_html
+from eval.report.model import ReportValue, SubgroupReport, read_report
+from eval.report.plots import PNG_SIGNATURE, attribute_figure
+from eval.subgroups.analysis import analyze_subgroups, make_config
 from tests.eval.synthetic import random_predictions, write_predictions
 
 HOSTILE_GROUP = '<script>alert("x")</script> & "Co" $^{$'
@@ -103,8 +102,8 @@ def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def report(report_dir: Path) -> dict[str, Any]:
-    return json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+def report(report_dir: Path) -> SubgroupReport:
+    return read_report(report_dir)
 
 
 @pytest.fixture(scope="module")
@@ -117,10 +116,10 @@ def test_write_reports_writes_the_html_page(report_dir: Path, page: str) -> None
     assert len(page.encode()) < 1_500_000  # dpi 100 keeps it small enough to mail
 
 
-def test_every_image_is_an_embedded_png(page: str, report: dict[str, Any]) -> None:
+def test_every_image_is_an_embedded_png(page: str, report: SubgroupReport) -> None:
     parsed = _parse(page)
     # one plot per attribute plus the gaps overview
-    assert len(parsed.images) == len(report["by_attribute"]) + 1
+    assert len(parsed.images) == len(report.by_attribute) + 1
     for src in parsed.images:
         prefix = "data:image/png;base64,"
         assert src.startswith(prefix), src[:40]
@@ -136,18 +135,16 @@ def test_nothing_is_fetched_from_outside(page: str) -> None:
 
 
 def test_tables_list_every_group_and_small_groups_are_flagged(
-    page: str, report: dict[str, Any]
+    page: str, report: SubgroupReport
 ) -> None:
     rows = _parse(page).rows
     first_cells = {cells[0] for _, cells in rows if cells}
-    for block in report["by_attribute"].values():
-        for group, entry in block["groups"].items():
-            label = f"{group} small" if entry["small"] else group
+    for block in report.by_attribute.values():
+        for group, entry in block.groups.items():
+            label = f"{group} small" if entry.small else group
             assert label in first_cells, label
     small_rows = [cells[0] for attrs, cells in rows if attrs.get("class") == "small"]
-    expected = [
-        g for b in report["by_attribute"].values() for g, e in b["groups"].items() if e["small"]
-    ]
+    expected = [g for b in report.by_attribute.values() for g, e in b.groups.items() if e.small]
     assert expected, "the synthetic data should have small groups"
     assert [label.removesuffix(" small") for label in small_rows] == expected
 
@@ -158,33 +155,33 @@ def test_data_strings_are_escaped(page: str) -> None:
     assert "tiny &lt;b&gt;model&lt;/b&gt;" in page
 
 
-def test_header_gates_and_overall(page: str, report: dict[str, Any]) -> None:
-    failed = sum(not g["passed"] for g in report["gates"])
+def test_header_gates_and_overall(page: str, report: SubgroupReport) -> None:
+    failed = len(report.failed_gates)
     assert failed > 0
-    assert f"FAILED: {failed} of {len(report['gates'])}" in " ".join(page.split())
+    assert f"FAILED: {failed} of {len(report.gates)}" in " ".join(page.split())
     rows = _parse(page).rows
     results = [
         cells[-1].split()[0] for _, cells in rows if cells and cells[-1][:4] in ("PASS", "FAIL")
     ]
-    assert results == ["PASS" if g["passed"] else "FAIL" for g in report["gates"]]
+    assert results == ["PASS" if g.passed else "FAIL" for g in report.gates]
     assert 'href="../manifest.json"' in page  # the model manifest, relative to the report
     overall: dict[str, str] = {}
     for _, cells in rows:  # the overall table comes before the per-attribute gap tables
-        if cells and cells[0] in report["metrics"]:
+        if cells and cells[0] in report.metrics:
             overall.setdefault(cells[0], cells[1])
-    for metric in report["metrics"]:
-        assert overall[metric] == f"{report['overall'][metric]['value']:.3f}"
+    for metric in report.metrics:
+        assert overall[metric] == f"{report.overall[metric].value:.3f}"
 
 
-def _one_attribute(report: dict[str, Any], attribute: str) -> dict[str, Any]:
+def _one_attribute(report: SubgroupReport, attribute: str) -> SubgroupReport:
     """The report cut down to one attribute (fewer plots: a faster test)."""
-    cut = copy.deepcopy(report)
-    cut["by_attribute"] = {attribute: cut["by_attribute"][attribute]}
-    cut["gates"] = [g for g in cut["gates"] if g["attribute"] in (None, attribute)]
+    cut = report.model_copy(deep=True)
+    cut.by_attribute = {attribute: cut.by_attribute[attribute]}
+    cut.gates = [g for g in cut.gates if g.attribute in (None, attribute)]
     return cut
 
 
-def test_rendering_is_deterministic_but_for_the_timestamp(report: dict[str, Any]) -> None:
+def test_rendering_is_deterministic_but_for_the_timestamp(report: SubgroupReport) -> None:
     cut = _one_attribute(report, "sex*race_ethnicity")
     first = render_html(cut, rendered_at=STAMP)
     assert first == render_html(cut, rendered_at=STAMP)
@@ -192,11 +189,11 @@ def test_rendering_is_deterministic_but_for_the_timestamp(report: dict[str, Any]
     assert first.replace("1999-01-02", "1998-01-02") == later
 
 
-def test_undefined_values_show_na_with_their_note(report: dict[str, Any]) -> None:
+def test_undefined_values_show_na_with_their_note(report: SubgroupReport) -> None:
     changed = _one_attribute(report, "sex")
-    group = changed["by_attribute"]["sex"]["groups"]["female"]
-    group["true_positive_rate"] = {"value": None, "ci": None, "note": "no positive reference"}
-    changed["by_attribute"]["sex"]["disparity"]["accuracy"]["difference"] = None
+    group = changed.by_attribute["sex"].groups["female"]
+    group.metrics["true_positive_rate"] = ReportValue(value=None, note="no positive reference")
+    changed.by_attribute["sex"].disparity["accuracy"].difference = None
     page = render_html(changed, rendered_at=STAMP)
     rows = _parse(page).rows
     female = next(cells for _, cells in rows if cells and cells[0] == "female")
@@ -204,14 +201,14 @@ def test_undefined_values_show_na_with_their_note(report: dict[str, Any]) -> Non
     assert 'title="no positive reference"' in page
 
 
-def test_small_groups_are_drawn_and_plots_are_pngs(report: dict[str, Any]) -> None:
-    block = report["by_attribute"]["sex*race_ethnicity"]
+def test_small_groups_are_drawn_and_plots_are_pngs(report: SubgroupReport) -> None:
+    block = report.by_attribute["sex*race_ethnicity"]
     png = attribute_figure(
-        "sex*race_ethnicity", block, report["metrics"], report["overall"], min_group_size=30
+        "sex*race_ethnicity", block, report.metrics, report.overall, min_group_size=30
     )
     assert png.startswith(PNG_SIGNATURE)
     assert png == attribute_figure(
-        "sex*race_ethnicity", block, report["metrics"], report["overall"], min_group_size=30
+        "sex*race_ethnicity", block, report.metrics, report.overall, min_group_size=30
     )
 
 

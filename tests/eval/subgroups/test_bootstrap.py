@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from eval.bootstrap import chunk_size, percentile_ci, resample_counts
 from eval.metrics.functional import MetricInputs
 from eval.registry import resolve_metrics
-from eval.subgroups import OVERALL, SubgroupFrame
+from eval.subgroups.bootstrap import chunk_size, percentile_ci, resample_counts
+from eval.subgroups.frame import OVERALL, SubgroupFrame
 
 
 def _inputs(n: int, seed: int, p_correct: float = 0.8) -> tuple[MetricInputs, np.ndarray]:

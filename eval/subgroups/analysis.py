@@ -2,15 +2,17 @@
 
 :func:`analyze_subgroups` validates the whole configuration and the gates
 before reading anything, reads the predictions (``read = used + rejected``),
-computes the :class:`~eval.subgroups.SubgroupFrame`, optionally tests the
+computes the :class:`~eval.subgroups.frame.SubgroupFrame`, optionally tests the
 worst-versus-best gaps, evaluates the gates against the report, and writes
-``report.json``, ``report.md`` and ``manifest.json`` into the output folder.
+``report.json``, ``report.md``, ``report.html`` and ``manifest.json`` into the
+output folder. A caller that has just written the predictions and gates
+(``eval run``) hands them over in memory instead of having them read back.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,11 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from eval.gates import GateSpec, check_gates, evaluate_gates, load_gates
 from eval.manifest import MANIFEST, MANIFEST_KIND, eval_manifest, find_model_manifest
 from eval.metrics.functional import Metric
-from eval.predictions import INTERSECTION, PredictionSet, read_predictions
 from eval.registry import resolve_metrics
-from eval.report import build_report, write_reports
-from eval.significance import gap_significance
-from eval.subgroups import SubgroupFrame
+from eval.report.model import SubgroupReport
+from eval.report.write import write_reports
+from eval.subgroups.frame import SubgroupFrame
+from eval.subgroups.intersections import attribute_name, attribute_parts, intersection_groups
+from eval.subgroups.predictions import PredictionSet, predictions_from_rows, read_predictions
+from eval.subgroups.significance import gap_significance
+from eval.subgroups.to_report import build_report
 from llm.data.io import ReadStats
 from llm.errors import BadInputError
 
@@ -108,13 +113,13 @@ class SubgroupConfig(BaseModel):
 class SubgroupAnalysis:
     """What a run produced: the report, the read counts and the files written."""
 
-    report: dict[str, Any]
+    report: SubgroupReport
     stats: ReadStats
     files: list[Path] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return bool(self.report["passed"])
+        return self.report.passed
 
 
 def split_list(text: str) -> list[str]:
@@ -141,10 +146,11 @@ def make_config(**values: Any) -> SubgroupConfig:
 def _attribute_parts(attributes: list[str]) -> dict[str, list[str]]:
     parts = {}
     for name in attributes:
-        pieces = [p.strip() for p in name.split(INTERSECTION)]
-        if any(not p for p in pieces) or len(set(pieces)) != len(pieces):
-            raise BadInputError(f"--attributes: {name!r} is not 'a' or 'a*b' with distinct names")
-        parts[INTERSECTION.join(pieces)] = pieces
+        try:
+            pieces = attribute_parts(name)
+        except ValueError as exc:
+            raise BadInputError(f"--attributes: {exc}") from None
+        parts[attribute_name(pieces)] = pieces
     return parts
 
 
@@ -157,15 +163,7 @@ def sensitive_features(
         BadInputError: an attribute that no line carries.
     """
     base = {p: predictions.groups(p) for pieces in attributes.values() for p in pieces}
-    return {
-        name: base[pieces[0]]
-        if len(pieces) == 1
-        else np.array(
-            [INTERSECTION.join(row) for row in zip(*(base[p] for p in pieces), strict=True)],
-            dtype=object,
-        )
-        for name, pieces in attributes.items()
-    }
+    return intersection_groups(attributes, base)
 
 
 def _check_positive_label(predictions: PredictionSet, label: str | None) -> None:
@@ -206,6 +204,8 @@ def analyze_subgroups(
     *,
     stats: ReadStats | None = None,
     progress: Progress | None = None,
+    rows: Sequence[Mapping[str, Any]] | None = None,
+    gates: Sequence[GateSpec] | None = None,
 ) -> SubgroupAnalysis:
     """Run the subgroup analysis and write the reports.
 
@@ -213,6 +213,9 @@ def analyze_subgroups(
         config: the validated configuration.
         stats: filled with the read counts (pass one to print them even on failure).
         progress: wraps long loops (reading, bootstrap) with a progress display.
+        rows: the contents of ``config.predictions``, one row a line, when the
+            caller has them in memory (validated as the file's lines, not read back).
+        gates: the gates of ``config.gates``, when the caller has them loaded.
 
     Returns:
         The report (``passed`` is false when a gate failed), counts and files.
@@ -227,11 +230,12 @@ def analyze_subgroups(
     for metric in metrics:
         if metric.needs_positive_label and config.positive_label is None:
             raise BadInputError(f"--metrics {metric.name} needs --positive-label")
-    gates: list[GateSpec] = []
+    specs: list[GateSpec] = list(gates) if gates is not None else []
     if config.gates is not None:
-        gates = load_gates(config.gates)
+        if gates is None:
+            specs = load_gates(config.gates)
         check_gates(
-            gates,
+            specs,
             path=config.gates,
             metrics=[m.name for m in metrics],
             attributes=list(attributes),
@@ -243,7 +247,7 @@ def analyze_subgroups(
     stats = stats if stats is not None else ReadStats(str(config.predictions))
     needs_scores = next((m.name for m in metrics if m.needs_scores), None)
     unit_scores = next((m.name for m in metrics if m.scores_in_unit_interval), None)
-    predictions = _read(config, stats, progress, needs_scores, unit_scores)
+    predictions = _read(config, stats, progress, needs_scores, unit_scores, rows)
     _check_positive_label(predictions, config.positive_label)
     features = sensitive_features(predictions, attributes)
 
@@ -269,11 +273,10 @@ def analyze_subgroups(
             frame, permutations=config.permutations, seed=config.seed, alpha=1 - config.confidence
         )
     report = build_report(frame, significance=tests)
-    report["gates"] = evaluate_gates(gates, report)
-    report["passed"] = all(g["passed"] for g in report["gates"])
-    args = config.model_dump(mode="json")
-    report["manifest"] = eval_manifest(
-        args=args,
+    report.gates = evaluate_gates(specs, report)
+    report.passed = all(g.passed for g in report.gates)
+    report.manifest = eval_manifest(
+        args=config.model_dump(mode="json"),
         predictions=config.predictions,
         stats=stats,
         seed=config.seed,
@@ -283,7 +286,9 @@ def analyze_subgroups(
     )
     files = write_reports(report, config.out)
     manifest_path = config.out / MANIFEST
-    manifest_path.write_text(json.dumps(report["manifest"], indent=2) + "\n", encoding="utf-8")
+    manifest_path.write_text(
+        json.dumps(report.manifest.to_json(), indent=2) + "\n", encoding="utf-8"
+    )
     return SubgroupAnalysis(report=report, stats=stats, files=[*files, manifest_path])
 
 
@@ -293,6 +298,7 @@ def _read(
     progress: Progress | None,
     needs_scores: str | None,
     unit_scores: str | None,
+    rows: Sequence[Mapping[str, Any]] | None,
 ) -> PredictionSet:
     def lines(items: Iterable[Any]) -> Iterable[Any]:
         return progress(items, None, "reading predictions") if progress else items
@@ -303,8 +309,14 @@ def _read(
         "require_score": needs_scores,
         "unit_score": unit_scores,
     }
+
+    def read(**extra: Any) -> PredictionSet:
+        if rows is not None:
+            return predictions_from_rows(rows, config.predictions, **kwargs, **extra)
+        return read_predictions(config.predictions, **kwargs, **extra)
+
     if config.rejects is None:
-        return read_predictions(config.predictions, **kwargs)
+        return read()
     config.rejects.parent.mkdir(parents=True, exist_ok=True)
     with config.rejects.open("w", encoding="utf-8") as fh:
-        return read_predictions(config.predictions, rejects=fh, **kwargs)
+        return read(rejects=fh)

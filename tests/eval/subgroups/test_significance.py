@@ -8,8 +8,14 @@ from scipy import stats
 
 from eval.metrics.functional import MetricInputs
 from eval.registry import resolve_metrics
-from eval.significance import PERMUTATION, Z_TEST, gap_significance, holm, two_proportion_z
-from eval.subgroups import SubgroupFrame
+from eval.subgroups.frame import SubgroupFrame
+from eval.subgroups.significance import (
+    PERMUTATION,
+    Z_TEST,
+    gap_significance,
+    holm,
+    two_proportion_z,
+)
 
 
 def test_holm_matches_the_step_down_definition() -> None:

@@ -1,4 +1,4 @@
-"""Plots of a subgroup report (its report.json structure) as PNG bytes for ``report.html``.
+"""Plots of a subgroup report as PNG bytes for ``report.html``.
 
 Two kinds of figure, both forest plots (a point with its interval per row),
 the layout clinicians know from meta-analyses:
@@ -20,7 +20,15 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from eval.report.model import (
+    EQUALIZED_ODDS,
+    AttributeReport,
+    GateResult,
+    ReportValue,
+    SubgroupReport,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -162,9 +170,9 @@ def _style(ax: Axes, labels: list[str], title: str) -> None:
 
 def attribute_figure(
     attribute: str,
-    block: dict[str, Any],
+    block: AttributeReport,
     metrics: Sequence[str],
-    overall: dict[str, Any],
+    overall: dict[str, ReportValue],
     *,
     min_group_size: int | None,
 ) -> bytes:
@@ -172,9 +180,9 @@ def attribute_figure(
 
     Args:
         attribute: the attribute's name (shown in the title).
-        block: its ``by_attribute`` entry of report.json.
+        block: its entry of the report's ``by_attribute``.
         metrics: the metrics to plot, one panel each.
-        overall: report.json's ``overall`` (drawn as a dashed line per panel).
+        overall: the report's ``overall`` (drawn as a dashed line per panel).
         min_group_size: the run's threshold for small groups (for the legend).
 
     Returns:
@@ -182,8 +190,8 @@ def attribute_figure(
     """
     from matplotlib.lines import Line2D
 
-    groups = list(block["groups"].items())
-    labels = [f"{name}  (n={entry['n']})" for name, entry in groups]
+    groups = list(block.groups.items())
+    labels = [f"{name}  (n={entry.n})" for name, entry in groups]
     fig, axes = _figure(len(metrics), labels)
     for ax, metric in zip(axes, metrics, strict=True):
         points: dict[bool, list[tuple[float, float, Sequence[float] | None]]] = {
@@ -191,24 +199,23 @@ def attribute_figure(
             True: [],
         }
         for y, (_, entry) in enumerate(groups):
-            estimate = entry.get(metric) or {}
-            value = estimate.get("value")
-            if value is None:
+            estimate = entry.metrics.get(metric)
+            if estimate is None or estimate.value is None:
                 _undefined(ax, y)
             else:
-                points[bool(entry["small"])].append((y, value, estimate.get("ci")))
+                points[entry.small].append((y, estimate.value, estimate.ci))
         _errorbars(ax, points[False], colour=GROUP_COLOUR, hollow=False)
         _errorbars(ax, points[True], colour=SMALL_COLOUR, hollow=True)
         _limit_to_compared(ax, points[False], points[True])
-        overall_value = (overall.get(metric) or {}).get("value")
-        if overall_value is not None:
-            ax.axvline(overall_value, color=OVERALL_COLOUR, linestyle="--", linewidth=1)
+        overall_value = overall.get(metric)
+        if overall_value is not None and overall_value.value is not None:
+            ax.axvline(overall_value.value, color=OVERALL_COLOUR, linestyle="--", linewidth=1)
         _style(ax, labels, metric.replace("_", " "))
     handles = [
         Line2D([], [], color=GROUP_COLOUR, marker="o", linestyle="-", label="group (interval)"),
         Line2D([], [], color=OVERALL_COLOUR, linestyle="--", label="overall"),
     ]
-    if any(entry["small"] for _, entry in groups):
+    if any(entry.small for _, entry in groups):
         small_label = f"small (n<{min_group_size})" if min_group_size is not None else "small"
         handles.append(
             Line2D(
@@ -226,24 +233,24 @@ def attribute_figure(
     return _png(fig)
 
 
-def disparity_figure(report: dict[str, Any]) -> bytes | None:
+def disparity_figure(report: SubgroupReport) -> bytes | None:
     """Difference between groups per attribute and metric, with intervals and gate thresholds.
 
     Args:
-        report: the report.json structure.
+        report: the subgroup report.
 
     Returns:
         The figure as a PNG image, or ``None`` when the report has no attributes.
     """
     from matplotlib.lines import Line2D
 
-    attributes = list(report["by_attribute"])
+    attributes = list(report.by_attribute)
     if not attributes:
         return None
-    panels = list(report["metrics"])
-    if any("equalized_odds_difference" in b["disparity"] for b in report["by_attribute"].values()):
-        panels.append("equalized_odds_difference")
-    thresholds = _difference_thresholds(report.get("gates", []))
+    panels = list(report.metrics)
+    if any(b.equalized_odds is not None for b in report.by_attribute.values()):
+        panels.append(EQUALIZED_ODDS)
+    thresholds = _difference_thresholds(report.gates)
     fig, axes = _figure(len(panels), attributes)
     any_threshold = any_failed = False
     for ax, metric in zip(axes, panels, strict=True):
@@ -252,11 +259,8 @@ def disparity_figure(report: dict[str, Any]) -> bytes | None:
             True: [],
         }
         for y, attribute in enumerate(attributes):
-            entry = report["by_attribute"][attribute]["disparity"].get(metric) or {}
-            if metric == "equalized_odds_difference":
-                value, ci = entry.get("value"), entry.get("ci")
-            else:
-                value, ci = entry.get("difference"), entry.get("difference_ci")
+            gap = report.by_attribute[attribute].disparity_value(metric)
+            value, ci = (None, None) if gap is None else (gap.value, gap.ci)
             gate = thresholds.get((attribute, metric))
             failed = gate is not None and not gate[1]
             any_failed |= failed
@@ -285,7 +289,9 @@ def disparity_figure(report: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def _difference_thresholds(gates: Sequence[dict[str, Any]]) -> dict[tuple[str, str], Any]:
+def _difference_thresholds(
+    gates: Sequence[GateResult],
+) -> dict[tuple[str, str], tuple[float, bool]]:
     """``(attribute, metric) -> (threshold, passed)`` of every ``max_difference`` gate.
 
     With two gates on the same row the stricter (lower) threshold is drawn,
@@ -293,10 +299,10 @@ def _difference_thresholds(gates: Sequence[dict[str, Any]]) -> dict[tuple[str, s
     """
     out: dict[tuple[str, str], tuple[float, bool]] = {}
     for gate in gates:
-        if gate.get("rule") != "max_difference" or gate.get("attribute") is None:
+        if gate.rule != "max_difference" or gate.attribute is None:
             continue
-        key = (gate["attribute"], gate["metric"])
-        threshold, passed = float(gate["threshold"]), bool(gate["passed"])
+        key = (gate.attribute, gate.metric)
+        threshold, passed = gate.threshold, gate.passed
         if key in out:
             threshold = min(threshold, out[key][0])
             passed = passed and out[key][1]

@@ -17,7 +17,7 @@ from sklearn import metrics as skm
 
 from eval.metrics.functional import MetricInputs
 from eval.registry import resolve_metrics
-from eval.subgroups import BAD_CONFIDENCE, DUPLICATE_METRIC, SubgroupFrame
+from eval.subgroups.frame import BAD_CONFIDENCE, DUPLICATE_METRIC, SubgroupFrame
 
 METRIC_NAMES = ["accuracy", "true_positive_rate", "false_positive_rate", "precision", "f1"]
 FAIRLEARN = {
