@@ -39,6 +39,12 @@ class GenerationParams:
     seed: int = 0
 
 
+def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
+    """``text`` up to the first occurrence of any stop string."""
+    cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=len(text))
+    return text[:cut]
+
+
 @runtime_checkable
 class Runner(Protocol):
     """A model behind one of the runner back-ends (local, vllm, openai)."""

@@ -16,9 +16,8 @@ from typing import Any
 
 import torch
 
-from eval.runners.base import Advance, GenerationParams, Prompt
+from eval.runners.base import Advance, GenerationParams, Prompt, truncate_at_stop
 from eval.runners.prompting import encode_prompt
-from eval.tasks.parse import truncate_at_stop
 from llm.errors import BadInputError
 from llm.models.answer_scoring import answer_log_likelihoods
 from llm.models.loading import load_causal_lm

@@ -27,8 +27,7 @@ from typing import Any
 
 import httpx
 
-from eval.runners.base import Advance, GenerationParams, Prompt
-from eval.tasks.parse import truncate_at_stop
+from eval.runners.base import Advance, GenerationParams, Prompt, truncate_at_stop
 from llm.errors import BadInputError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})

@@ -18,9 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.runners.base import Advance, GenerationParams, Prompt
+from eval.runners.base import Advance, GenerationParams, Prompt, truncate_at_stop
 from eval.runners.prompting import encode_prompt
-from eval.tasks.parse import truncate_at_stop
 from llm.errors import BadInputError
 from llm.models.chat_tokenize import IGNORE_INDEX, tokenize_chat
 from llm.models.loading import check_model_folder

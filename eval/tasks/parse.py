@@ -66,12 +66,6 @@ def match_choice(text: str, choices: Sequence[str]) -> ParsedAnswer:
     return ParsedAnswer(INVALID, invalid=True)
 
 
-def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
-    """``text`` up to the first occurrence of any stop string."""
-    cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=len(text))
-    return text[:cut]
-
-
 def parse_answer(text: str, how: str, choices: Sequence[str] | None = None) -> ParsedAnswer:
     """Parse one generation the way a task says.
 

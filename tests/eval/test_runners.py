@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from eval.runners import RUNNERS, make_runner, runner_kind
-from eval.runners.base import GenerationParams, Runner
+from eval.runners.base import GenerationParams, Runner, truncate_at_stop
 from eval.runners.openai_http import EndpointError, OpenAIHTTPRunner, retry_after_seconds
 from eval.tasks.hooks import prompt_messages
 from llm.errors import BadInputError
@@ -310,3 +310,9 @@ def test_vllm_runner_agrees_with_the_local_runner(
         assert scores == pytest.approx(expected, abs=1e-3)
     finally:
         runner.close()
+
+
+def test_completions_are_cut_at_the_first_stop_string() -> None:
+    assert truncate_at_stop("yes\nno", ["\n"]) == "yes"
+    assert truncate_at_stop("abc END def", ["X", " d", "END"]) == "abc "
+    assert truncate_at_stop("abc", []) == "abc"

@@ -12,7 +12,7 @@ from eval.run import plan_suite
 from eval.tasks import TASK_DIR, load_task, task_names
 from eval.tasks.dataset import build_prompt, read_examples
 from eval.tasks.hooks import user_text
-from eval.tasks.parse import INVALID, match_choice, parse_answer, truncate_at_stop
+from eval.tasks.parse import INVALID, match_choice, parse_answer
 from eval.tasks.spec import load_task_file
 from eval.tasks.suite import load_suite
 from eval.tasks.yaml_loader import resolve_function
@@ -169,12 +169,9 @@ def test_yes_no_are_whole_words() -> None:
     assert match_choice("no.", ["no", "yes"]).prediction == "no"
 
 
-def test_text_first_line_and_stop_strings() -> None:
+def test_text_and_first_line() -> None:
     assert parse_answer("  a b \n", "text").prediction == "a b"
     assert parse_answer("\n first \n second", "first_line").prediction == "first"
-    assert truncate_at_stop("yes\nno", ["\n"]) == "yes"
-    assert truncate_at_stop("abc END def", ["X", " d", "END"]) == "abc "
-    assert truncate_at_stop("abc", []) == "abc"
     with pytest.raises(ValueError, match="allowed answers"):
         parse_answer("x", "choice", None)
 
