@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import llm
 from eval.report.model import EvalManifest
 from llm.data.io import ReadStats
 from llm.errors import BadInputError
+from llm.files import read_json_object
 from llm.manifest import file_sha256, git_commit
 from llm.manifest import library_versions as versions_of
 
@@ -45,12 +45,7 @@ def read_model_manifest(path: Path) -> dict[str, Any]:
     Raises:
         BadInputError: not a JSON object.
     """
-    try:
-        contents = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BadInputError(f"{path}: model manifest is not readable JSON: {exc}") from None
-    if not isinstance(contents, dict):
-        raise BadInputError(f"{path}: model manifest must be a JSON object")
+    contents = read_json_object(path, what="model manifest")
     return {"path": str(path), "contents": contents}
 
 

@@ -38,7 +38,7 @@ from eval.tasks.suite import Suite, gates_for_task, read_suite_gates, write_gate
 from llm import __version__
 from llm.data.io import ReadStats
 from llm.errors import BadInputError
-from llm.manifest import file_sha256, git_commit
+from llm.manifest import earlier_manifest, file_sha256, git_commit
 
 RUN_MANIFEST_KIND = "eval-run"
 PREDICTIONS = "predictions.jsonl"
@@ -169,11 +169,7 @@ def prepare_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
-        try:
-            kind = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("kind")
-        except (OSError, json.JSONDecodeError, AttributeError):
-            kind = None
-        if kind != RUN_MANIFEST_KIND:
+        if (earlier_manifest(out) or {}).get("kind") != RUN_MANIFEST_KIND:
             raise BadInputError(
                 f"--out {out}: not empty and not an earlier `eval run` output; "
                 "choose another folder"

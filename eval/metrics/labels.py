@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import math
 
-
-def json_type(value: object) -> str:
-    """The JSON name of a value's type (``object``, ``array``, ``null``, else Python's name)."""
-    names = {dict: "object", list: "array", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
+from llm.files import json_type
 
 
 def canonical_label(value: object) -> str:

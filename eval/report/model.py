@@ -38,6 +38,7 @@ from pydantic import (
 )
 
 from llm.errors import BadInputError
+from llm.files import read_json_object
 
 REPORT_JSON = "report.json"
 EQUALIZED_ODDS = "equalized_odds_difference"
@@ -336,11 +337,7 @@ def read_report(path: Path, role: str = "") -> SubgroupReport:
     file = path / REPORT_JSON if path.is_dir() else path
     where = f"{role} {file}" if role else str(file)
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInputError(f"{where}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{where}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"{where}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+        data = read_json_object(file, what="subgroup report")
+    except BadInputError as exc:
+        raise BadInputError(f"{role} {exc}" if role else str(exc)) from None
     return parse_report(data, where)

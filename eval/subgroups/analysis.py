@@ -34,6 +34,7 @@ from eval.subgroups.significance import gap_significance
 from eval.subgroups.to_report import build_report
 from llm.data.io import ReadStats
 from llm.errors import BadInputError
+from llm.manifest import earlier_manifest
 
 MAX_LABELS_SHOWN = 20
 # progress(iterable, total or None, description) -> iterable, e.g. a rich progress bar
@@ -187,16 +188,11 @@ def _prepare_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: exists and is not a folder")
     existing = out / MANIFEST
-    if existing.is_file():
-        try:
-            kind = json.loads(existing.read_text(encoding="utf-8")).get("kind")
-        except (OSError, json.JSONDecodeError, AttributeError):
-            kind = None
-        if kind != MANIFEST_KIND:
-            raise BadInputError(
-                f"--out {out}: holds a manifest.json that is not an eval report's "
-                "(a model's?); choose another folder"
-            )
+    if existing.is_file() and (earlier_manifest(out) or {}).get("kind") != MANIFEST_KIND:
+        raise BadInputError(
+            f"--out {out}: holds a manifest.json that is not an eval report's "
+            "(a model's?); choose another folder"
+        )
 
 
 def analyze_subgroups(

@@ -27,10 +27,11 @@ from typing import IO, Any
 import numpy as np
 
 from eval.metrics.functional import MetricInputs
-from eval.metrics.labels import canonical_label, json_type
+from eval.metrics.labels import canonical_label
 from eval.subgroups.intersections import joins_groups
 from llm.data.io import ReadStats, format_loc
 from llm.errors import BadInputError, RecordError
+from llm.files import json_type, parse_json_line
 
 UNKNOWN = "unknown"
 REQUIRED = ("id", "prediction", "reference", "demographics")
@@ -127,13 +128,7 @@ def parse_prediction_line(text: str, *, path: str, line: int) -> Prediction:
     Raises:
         RecordError: the first problem on the line; all of them in its ``all``.
     """
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordError(
-            path, line, "<line>", f"not valid JSON: {exc.msg} at column {exc.colno}"
-        ) from None
-    return parse_prediction(obj, path=path, line=line)
+    return parse_prediction(parse_json_line(text, path=path, line=line), path=path, line=line)
 
 
 def parse_prediction(obj: object, *, path: str, line: int) -> Prediction:

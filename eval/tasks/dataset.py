@@ -23,6 +23,7 @@ from eval.tasks.parse import INVALID
 from eval.tasks.spec import TaskSpec
 from llm.data.io import ReadStats
 from llm.errors import BadInputError, RecordError
+from llm.files import parse_json_line
 
 DATASET_MANIFEST = "manifest.json"
 
@@ -225,12 +226,7 @@ def _example(
     choices: list[str] | None,
     seen: dict[str, int],
 ) -> Example:
-    try:
-        row = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordError(str(path), line, "<line>", f"not valid JSON: {exc.msg}") from None
-    if not isinstance(row, dict):
-        raise RecordError(str(path), line, "<line>", "expected a JSON object")
+    row = parse_json_line(text, path=str(path), line=line)
     row_id = str(_field(row, "id", (str, int), path, line))
     if row_id in seen:
         raise RecordError(str(path), line, "id", f"repeats the id of line {seen[row_id]}")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import os
 from collections import OrderedDict
@@ -37,7 +36,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from llm.env import set_private_env
 from llm.errors import BadInputError
+from llm.files import read_json_object
 from serving.backends.base import (
     Backend,
     BackendSettings,
@@ -140,10 +141,7 @@ def adapter_rank(adapter: Path) -> int:
             low-rank matrices only, so such a run is served merged instead.
     """
     config_path = adapter / "adapter_config.json"
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BadInputError(f"{config_path}: not a readable peft adapter config ({exc})") from None
+    config = read_json_object(config_path, what="peft adapter config")
     rank = config.get("r")
     if not isinstance(rank, int) or rank < 1:
         raise BadInputError(f"{config_path}: field r: expected a positive integer LoRA rank")
@@ -244,9 +242,7 @@ class VLLMBackend(Backend):
         # the engine core is a child process: it reads these from the environment it inherits
         os.environ.setdefault("VLLM_CACHE_ROOT", str(work_dir / "cache"))
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(work_dir / "inductor"))
-        os.environ["VLLM_NO_USAGE_STATS"] = "1"
-        os.environ["DO_NOT_TRACK"] = "1"
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        set_private_env()  # also when the backend runs outside the CLI (tests, benchmarks)
         if on_cpu:
             if self.options.kv_cache_space_gib is not None:
                 os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(self.options.kv_cache_space_gib)

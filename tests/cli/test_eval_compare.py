@@ -107,7 +107,7 @@ def test_unreadable_report_exits_2(
     assert main(["eval", "compare", str(reports["base"]), str(broken)]) == 2
     assert "not valid JSON" in capsys.readouterr().err
     assert main(["eval", "compare", str(tmp_path / "nope.json"), str(broken)]) == 2
-    assert "file not found" in capsys.readouterr().err
+    assert "nope.json: subgroup report not found" in capsys.readouterr().err
 
 
 def test_subgroups_also_writes_the_html_page(reports: dict[str, Path]) -> None:

@@ -208,7 +208,7 @@ def test_different_attributes_or_positive_labels_are_refused() -> None:
 
 
 def test_load_report_names_the_file_and_problem(tmp_path: Path) -> None:
-    with pytest.raises(BadInputError, match=r"BASE .*missing\.json: file not found"):
+    with pytest.raises(BadInputError, match=r"BASE .*missing\.json: subgroup report not found"):
         load_report(tmp_path / "missing.json", "BASE")
     broken = tmp_path / "broken.json"
     broken.write_text('{"metrics": [\n', encoding="utf-8")
