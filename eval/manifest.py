@@ -1,4 +1,4 @@
-"""The run manifest of an eval output folder (DESIGN.md, "Run manifest")."""
+"""The run manifest of an eval output folder (docs/architecture.md, "Run manifest")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The run manifest (DESIGN.md, "Run manifest").
+"""The run manifest (docs/architecture.md, "Run manifest").
 
 Every training, export, eval and dataset output folder holds a
 ``manifest.json``: package version, git commit, the resolved config, input

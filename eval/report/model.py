@@ -42,7 +42,7 @@ from llm.files import read_json_object
 
 REPORT_JSON = "report.json"
 EQUALIZED_ODDS = "equalized_odds_difference"
-# keys of report.json that outside tools rely on (DESIGN.md, "Subgroup report")
+# keys of report.json that outside tools rely on (docs/architecture.md, "Subgroup report")
 TOP_LEVEL_KEYS = (
     "metrics",
     "n",

@@ -1,6 +1,6 @@
 """Reading a predictions file: the input of ``clinical-llm eval subgroups``.
 
-One JSON object a line (see DESIGN.md, "Predictions")::
+One JSON object a line (see docs/architecture.md, "Predictions")::
 
     {"id": "ex-1", "prediction": "yes", "reference": "no", "score": 0.31,
      "demographics": {"sex": "female", "age_band": "65-79", "other": {"site": "A"}}}

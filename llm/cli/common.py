@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -59,7 +59,9 @@ def print_summary(line: str) -> None:
     out_console.print(line, highlight=False, soft_wrap=True)
 
 
-def run_app(app: typer.Typer, argv: list[str] | None, *, prog_name: str) -> int:
+def run_app(
+    app: typer.Typer | Callable[..., Any], argv: list[str] | None, *, prog_name: str
+) -> int:
     """Run a Typer app in standalone mode and turn how it ended into an exit code.
 
     The one error-to-exit-code mapping of every entry point (``clinical-llm``,
@@ -68,7 +70,7 @@ def run_app(app: typer.Typer, argv: list[str] | None, *, prog_name: str) -> int:
     stderr and exits with its own code.
 
     Args:
-        app: the Typer app.
+        app: the Typer app, or the click command it made (a running command's root).
         argv: arguments (default: ``sys.argv[1:]``).
         prog_name: the program name usage lines show.
 

@@ -52,7 +52,7 @@ import yaml
 
 from eval.report.model import REPORT_JSON, GateResult, read_report
 from eval.subgroups.intersections import attribute_parts, group_parts
-from llm.cli.common import err_console, print_summary
+from llm.cli.common import err_console, print_summary, run_app
 from llm.errors import BadInputError, CheckFailedError
 
 DEMO_TASKS = "diagnosis,readmission,summary,radiology_impression,ecg_rhythm"
@@ -398,6 +398,7 @@ def register(app: typer.Typer) -> None:
 
 
 def demo(
+    ctx: typer.Context,
     out: Path | None = typer.Option(
         None,
         "--out",
@@ -434,7 +435,10 @@ def demo(
     Exits 0 when every step ran, even if a release gate failed (the demo plants a
     bias for the gates to catch); non-zero when a step itself failed.
     """
-    from llm.cli import main  # the demo drives the real CLI, verb by verb
+    root = ctx.find_root().command  # the demo drives the real CLI, verb by verb
+
+    def main(argv: list[str]) -> int:
+        return run_app(root, argv, prog_name="clinical-llm")
 
     if base is not None and base not in REAL_BASES:
         raise BadInputError(f"--base: unknown base {base!r}; choose one of {sorted(REAL_BASES)}")

@@ -1,6 +1,6 @@
 """The patient record: one JSON object per line of a records file.
 
-This is the contract of DESIGN.md ("Patient record"). Every importer writes it,
+This is the contract of docs/architecture.md ("Patient record"). Every importer writes it,
 every later stage reads it. Models are strict (``extra="forbid"``): an unknown
 key is an error, not something to drop silently. Asset paths (images,
 waveforms) are relative to the records file; :mod:`llm.data.io` checks that

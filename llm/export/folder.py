@@ -11,7 +11,6 @@ mixed with or deleted.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -19,18 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from llm.errors import BadInputError
-from llm.manifest import MANIFEST
+from llm.manifest import MANIFEST, earlier_manifest
 
 EXPORT_KIND = "export"
 
 
 def _earlier_export_files(out: Path) -> list[Path] | None:
     """Files of an earlier export in ``out`` (manifest included), or None if it is not one."""
-    try:
-        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    if not isinstance(manifest, dict) or manifest.get("kind") != EXPORT_KIND:
+    manifest = earlier_manifest(out)
+    if manifest is None or manifest.get("kind") != EXPORT_KIND:
         return None
     files: Any = manifest.get("files")
     if not isinstance(files, dict):

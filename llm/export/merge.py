@@ -15,7 +15,6 @@ quantised model plus adapter.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import torch
 
 from llm.errors import BadInputError
+from llm.files import read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,7 @@ def saved_dtype(model_dir: Path) -> str:
         BadInputError: the config is unreadable or names a dtype outside bf16/fp16/fp32.
     """
     path = model_dir / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BadInputError(f"{path}: cannot read the model config: {exc}") from None
+    config = read_json_object(path, what="model config")
     raw = config.get("dtype") or config.get("torch_dtype") or "float32"
     if raw not in CONFIG_DTYPES:
         raise BadInputError(f"{path}: dtype: {raw!r} is not one of {', '.join(CONFIG_DTYPES)}")

@@ -15,13 +15,13 @@ is one of three layouts:
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from llm.errors import BadInputError
+from llm.files import read_json_object
 from llm.manifest import MANIFEST, file_sha256
 
 Layout = Literal["adapter", "weights", "zero_shards"]
@@ -97,12 +97,9 @@ def read_run_manifest(run_dir: Path) -> dict[str, Any]:
             "written when training ends: finish an interrupted run with `clinical-llm train "
             "RECIPE --resume`)"
         )
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    if not isinstance(manifest, dict) or manifest.get("kind") != "train":
-        kind = manifest.get("kind") if isinstance(manifest, dict) else None
+    manifest = read_json_object(path, what="training run manifest")
+    if manifest.get("kind") != "train":
+        kind = manifest.get("kind")
         raise BadInputError(f"{path}: kind: expected 'train' (a training run), got {kind!r}")
     model = manifest.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("base"), str):

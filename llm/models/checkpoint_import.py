@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from llm import __version__
 from llm.errors import BadInputError
+from llm.manifest import earlier_manifest
 from llm.models.manifest import (
     file_sha256,
     git_commit,
@@ -159,11 +160,8 @@ def _gguf_metadata(path: Path) -> dict[str, Any]:
 
 def _folder_licence(folder: Path) -> str | None:
     """The licence an earlier import recorded, or the ``license:`` of the model card."""
-    try:
-        earlier = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        earlier = None
-    if isinstance(earlier, dict) and earlier.get("kind") == IMPORT_KIND:
+    earlier = earlier_manifest(folder)
+    if earlier is not None and earlier.get("kind") == IMPORT_KIND:
         recorded = earlier.get("licence")
         if isinstance(recorded, str) and recorded != "unknown":
             return recorded

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +27,7 @@ from transformers import (
 )
 
 from llm.errors import BadInputError
+from llm.files import read_json_object
 from llm.hardware import native_bf16
 
 Quantization = Literal["4bit", "8bit"]
@@ -302,13 +302,8 @@ def read_config(config_path: str | Path) -> PretrainedConfig:
     """
     path = Path(config_path)
     file = path / "config.json" if path.is_dir() else path
-    if not file.is_file():
-        raise BadInputError(f"{file}: model config not found")
-    try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"{file}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    if not isinstance(raw, dict) or "model_type" not in raw:
+    raw = read_json_object(file, what="model config")
+    if "model_type" not in raw:
         raise BadInputError(f"{file}: model_type: missing; cannot tell which architecture to build")
     model_type = raw.pop("model_type")
     try:

@@ -5,11 +5,17 @@ The shared pieces (hashes, git commit, hardware, writing) are in :mod:`llm.manif
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from llm.errors import BadInputError
-from llm.manifest import file_sha256, git_commit, hardware, now_utc, write_manifest
+from llm.manifest import (
+    earlier_manifest,
+    file_sha256,
+    git_commit,
+    hardware,
+    now_utc,
+    write_manifest,
+)
 from llm.manifest import library_versions as versions_of
 
 __all__ = [
@@ -49,11 +55,8 @@ def prepare_model_folder(folder: Path, kind: str) -> None:
     if folder.exists() and not folder.is_dir():
         raise BadInputError(f"{folder}: exists and is not a folder")
     if folder.is_dir() and any(folder.iterdir()):
-        try:
-            earlier = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            earlier = None
-        if not isinstance(earlier, dict) or earlier.get("kind") != kind:
+        earlier = earlier_manifest(folder)
+        if earlier is None or earlier.get("kind") != kind:
             raise BadInputError(
                 f"{folder}: folder is not empty and was not written by this command; "
                 "choose a new --out or empty it"

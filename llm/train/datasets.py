@@ -13,7 +13,6 @@ them, and a build folder should stay as it was built).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llm.errors import BadInputError
+from llm.files import read_json_object
 from llm.manifest import file_sha256
 from llm.train.packing import pack_dataset
 from llm.train.recipe import Recipe
@@ -96,16 +96,12 @@ def read_dataset_manifest(dataset_dir: Path) -> dict[str, Any]:
             f"data.dataset_dir: {dataset_dir} not found; build it with `clinical-llm data build "
             f"--records R --tasks ... --out {dataset_dir}` (or `clinical-llm demo`)"
         )
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInputError(
-            f"{path}: not found; data.dataset_dir must be an output folder of "
-            "`clinical-llm data build`"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("tasks"), dict):
+    manifest = read_json_object(
+        path,
+        what="dataset manifest",
+        hint="data.dataset_dir must be an output folder of `clinical-llm data build`",
+    )
+    if not isinstance(manifest.get("tasks"), dict):
         raise BadInputError(f"{path}: tasks: missing; not a task dataset manifest")
     return manifest
 

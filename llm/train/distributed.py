@@ -18,7 +18,6 @@ loading a recipe stays cheap.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -29,6 +28,7 @@ from typing import Any
 import yaml
 
 from llm.errors import BadInputError
+from llm.files import read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +70,7 @@ def read_json_config(path: Path) -> dict[str, Any]:
     Raises:
         BadInputError: the file is missing, is not JSON, or is not a JSON object.
     """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInputError(f"{path}: DeepSpeed config not found") from None
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    if not isinstance(data, dict):
-        raise BadInputError(f"{path}: a DeepSpeed config must be a JSON object")
-    return data
+    return read_json_object(path, what="DeepSpeed config")
 
 
 def zero_stage(ds_config: dict[str, Any]) -> int:

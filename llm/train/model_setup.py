@@ -10,7 +10,6 @@ in every process.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 
 from llm.errors import BadInputError
+from llm.files import read_json_object
 from llm.hardware import cpu_auto_precision
 from llm.train.attention import SDPA_VARLEN, register_varlen_sdpa
 from llm.train.distributed import is_cpu_run
@@ -64,18 +64,12 @@ def base_config(recipe: Recipe) -> dict[str, Any]:
             "models/tiny-clinical from `clinical-llm model init`)"
         )
     path = recipe.model.base / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInputError(
-            f"model.base: {path} not found; build the tiny model with `clinical-llm model init "
-            f"--records R --out {recipe.model.base}` or point model.base at a checkpoint"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    if not isinstance(config, dict):
-        raise BadInputError(f"{path}: expected a JSON object")
-    return config
+    return read_json_object(
+        path,
+        what="model config",
+        hint=f"model.base: build the tiny model with `clinical-llm model init --records R "
+        f"--out {recipe.model.base}` or point model.base at a checkpoint",
+    )
 
 
 def training_precision(recipe: Recipe, config: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""``<output_dir>/manifest.json`` of a training run (DESIGN.md, "Run manifest").
+"""``<output_dir>/manifest.json`` of a training run (docs/architecture.md, "Run manifest").
 
 Built from the shared pieces in :mod:`llm.manifest` plus what only training
 knows: the resolved recipe, the datasets' content hashes and counts, world

@@ -1,4 +1,4 @@
-"""report.json follows the DESIGN.md contract exactly and is the typed report's serialisation;
+"""report.json follows docs/architecture.md exactly and is the typed report's serialisation;
 report.md is readable."""
 
 from __future__ import annotations
