@@ -30,6 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from llm.env import private_env
 from llm.errors import BadInputError
 
 log = logging.getLogger(__name__)
@@ -54,20 +55,19 @@ LOG_TAIL_CHARS = 3000
 
 def worker_env() -> dict[str, str]:
     """The worker's environment: the caller's, minus launcher state, offline, weights-only."""
-    env = {
+    caller = {
         k: v
         for k, v in os.environ.items()
         if k not in LAUNCHER_ENV and not k.startswith(LAUNCHER_PREFIXES)
     }
-    env.update(
-        {
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "HF_HUB_DISABLE_TELEMETRY": "1",
-            # any torch.load in the worker (DeepSpeed's shard reader) is weights-only
-            "TORCH_FORCE_WEIGHTS_ONLY_LOAD": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
+    env = private_env(
+        caller,
+        # the worker only reads local folders: offline even where the caller allows the hub
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        # any torch.load in the worker (DeepSpeed's shard reader) is weights-only
+        TORCH_FORCE_WEIGHTS_ONLY_LOAD="1",
+        PYTHONUNBUFFERED="1",
     )
     env.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
     return env

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llm.env import private_env
 from llm.errors import BadInputError
 from llm.train.recipe import Recipe
 
@@ -30,10 +31,8 @@ log = logging.getLogger(__name__)
 
 # MLflow limits a param value to this many characters (mlflow.utils.validation).
 _MAX_PARAM_CHARS = 6000
+# (telemetry and system metrics are off through llm.env, applied with these)
 TRACKING_ENV = {
-    "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "1",
     # the Trainer's callback would otherwise copy every checkpoint into the store
     "HF_MLFLOW_LOG_ARTIFACTS": "false",
     # MLflow 3 refuses `file:` stores unless told; the local file store is this
@@ -76,7 +75,7 @@ def configure_environment(recipe: Recipe) -> None:
                 f"tracking.backend: {backend} is not installed: pip install {packages[backend]} "
                 "(or drop it from tracking.backend)"
             )
-    os.environ.update(TRACKING_ENV)
+    os.environ.update(private_env(os.environ, **TRACKING_ENV))
     if "tensorboard" in backends:
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(tensorboard_dir(recipe))
     if "mlflow" in backends:
