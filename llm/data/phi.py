@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # The entity types of the HIPAA Safe Harbor identifiers that clinical notes carry.
 PHI_ENTITIES: tuple[str, ...] = (
     "NAME",  # patient, relative and clinician names
-    "MRN",  # medical record numbers and other record/account identifiers
+    "MRN",  # record, account, health plan, licence/certificate and other identifying numbers
     "DATE",  # dates (not years alone) and date-times
     "AGE",  # ages over 89
     "PHONE",
@@ -29,10 +29,27 @@ PHI_ENTITIES: tuple[str, ...] = (
     "ADDRESS",  # street address, city, ZIP
     "SSN",
     "HOSPITAL",  # names of hospitals and clinics
+    "URL",  # web addresses
+    "IP_ADDRESS",  # IPv4 and IPv6 addresses
+    "DEVICE_ID",  # device identifiers and serial numbers (pacemakers, pumps, implants)
+    "VEHICLE_ID",  # licence plates and vehicle identification numbers (VIN)
 )
 
 PhiEntity = Literal[
-    "NAME", "MRN", "DATE", "AGE", "PHONE", "FAX", "EMAIL", "ADDRESS", "SSN", "HOSPITAL"
+    "NAME",
+    "MRN",
+    "DATE",
+    "AGE",
+    "PHONE",
+    "FAX",
+    "EMAIL",
+    "ADDRESS",
+    "SSN",
+    "HOSPITAL",
+    "URL",
+    "IP_ADDRESS",
+    "DEVICE_ID",
+    "VEHICLE_ID",
 ]
 
 
