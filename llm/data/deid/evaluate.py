@@ -11,13 +11,23 @@ Per entity type and overall:
   still leaks its second half.
 * **char_precision**: share of detected characters that lie inside true spans.
 
+Where the spans file has them (the held-out corpus of
+:mod:`llm.data.deid.heldout.corpus` writes both):
+
+* **names by origin**: recall of name spans per region and per country of
+  origin of the name, each with a 95% Wilson interval, and the worst group
+  (lowest recall among groups with at least ``min_group`` names);
+* **clinical terms kept**: share of marked clinical terms (drugs, eponyms,
+  units, abbreviations) that no detection touches.
+
 Notes without a line in the spans file hold no PHI: every detection in them
 is a false positive. Everything reported is a count or a ratio, never text.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -27,6 +37,9 @@ from llm.data.phi import PHI_ENTITIES, NotePhi
 from llm.errors import BadInputError, RecordError
 
 Span = tuple[int, int, str]
+# Groups with fewer true names than this are reported but not ranked for the worst group.
+MIN_GROUP = 30
+Z_95 = 1.959963984540054
 
 
 @dataclass
@@ -45,6 +58,119 @@ class GoldNote:
 
     line: int
     spans: list[Span]
+    origins: dict[int, tuple[str, str]] = field(default_factory=dict)
+    """``{index into spans: (country, region)}`` for name spans whose origin is known."""
+    keep: list[Span] = field(default_factory=list)
+    """Clinical terms that must stay intact: ``(start, end, kind)``."""
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float] | None:
+    """Wilson score interval of a binomial proportion (95% by default); ``None`` when ``n`` is 0."""
+    if n == 0:
+        return None
+    p = successes / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class GroupRecall:
+    """How many of a group's true spans were found (or, for clinical terms, kept)."""
+
+    gold: int = 0
+    found: int = 0
+
+    @property
+    def recall(self) -> float | None:
+        return self.found / self.gold if self.gold else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return wilson_interval(self.found, self.gold)
+
+    def to_dict(self) -> dict[str, object]:
+        ci = self.interval
+        return {
+            "recall": self.recall,
+            "ci95": list(ci) if ci else None,
+            "gold": self.gold,
+            "found": self.found,
+        }
+
+
+@dataclass
+class OriginRecall:
+    """Name recall by origin group, shaped like fairlearn's ``MetricFrame``.
+
+    ``overall`` pools every name with an origin; ``by_group`` holds one entry
+    per group (empty groups are absent). Groups with fewer than ``min_group``
+    names are reported but left out of ``worst``, ``difference`` and ``ratio``.
+    """
+
+    overall: GroupRecall
+    by_group: dict[str, GroupRecall]
+    min_group: int = MIN_GROUP
+
+    def _ranked(self) -> list[tuple[float, str]]:
+        return sorted(
+            (g.recall, name)
+            for name, g in self.by_group.items()
+            if g.gold >= self.min_group and g.recall is not None
+        )
+
+    @property
+    def worst(self) -> str | None:
+        """The ranked group with the lowest recall (ties: first by name)."""
+        ranked = self._ranked()
+        return ranked[0][1] if ranked else None
+
+    def difference(self) -> float | None:
+        """Highest minus lowest recall among ranked groups."""
+        ranked = self._ranked()
+        return ranked[-1][0] - ranked[0][0] if ranked else None
+
+    def ratio(self) -> float | None:
+        """Lowest over highest recall among ranked groups."""
+        ranked = self._ranked()
+        if not ranked or ranked[-1][0] == 0:
+            return None
+        return ranked[0][0] / ranked[-1][0]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "overall": self.overall.to_dict(),
+            "worst": self.worst,
+            "difference": self.difference(),
+            "ratio": self.ratio(),
+            "min_group": self.min_group,
+            "by_group": {k: self.by_group[k].to_dict() for k in sorted(self.by_group)},
+        }
+
+
+@dataclass
+class TermsKept:
+    """Marked clinical terms that no detection touched, overall and per kind."""
+
+    overall: GroupRecall
+    by_kind: dict[str, GroupRecall]
+
+    @property
+    def kept(self) -> float | None:
+        return self.overall.recall
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kept": self.kept,
+            "ci95": self.overall.to_dict()["ci95"],
+            "terms": self.overall.gold,
+            "terms_kept": self.overall.found,
+            "by_kind": {
+                k: {"kept": g.recall, "terms": g.gold, "terms_kept": g.found}
+                for k, g in sorted(self.by_kind.items())
+            },
+        }
 
 
 @dataclass
@@ -106,16 +232,25 @@ class DeidEvaluation:
     notes: int
     gold_notes_skipped: int = 0  # spans of patients not in the output (rejected lines)
     spans_path: str | None = None
+    names_by_region: OriginRecall | None = None  # None: the spans file has no origins
+    names_by_country: OriginRecall | None = None
+    clinical_terms: TermsKept | None = None  # None: the spans file marks no clinical terms
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (``deid_eval.json``)."""
-        return {
+        out: dict[str, object] = {
             "spans_path": self.spans_path,
             "notes": self.notes,
             "gold_notes_skipped": self.gold_notes_skipped,
             "overall": self.overall.to_dict(),
             "by_entity": {k: v.to_dict() for k, v in self.by_entity.items()},
         }
+        if self.names_by_region is not None and self.names_by_country is not None:
+            out["names_by_region"] = self.names_by_region.to_dict()
+            out["names_by_country"] = self.names_by_country.to_dict()
+        if self.clinical_terms is not None:
+            out["clinical_terms"] = self.clinical_terms.to_dict()
+        return out
 
 
 def read_phi_spans(path: str | Path) -> dict[tuple[str, str], GoldNote]:
@@ -156,7 +291,16 @@ def read_phi_spans(path: str | Path) -> dict[tuple[str, str], GoldNote]:
                 raise RecordError(
                     str(p), lineno, "note_id", f"note listed twice (first on line {gold[key].line})"
                 )
-            gold[key] = GoldNote(lineno, [(s.start, s.end, s.entity_type) for s in note.spans])
+            gold[key] = GoldNote(
+                lineno,
+                [(s.start, s.end, s.entity_type) for s in note.spans],
+                {
+                    i: (s.origin.country, s.origin.region)
+                    for i, s in enumerate(note.spans)
+                    if s.origin is not None
+                },
+                [(k.start, k.end, k.kind) for k in note.keep],
+            )
     return gold
 
 
@@ -183,7 +327,7 @@ def _score_note(
         found = any(ps < e and s < pe for ps, pe, _ in pred)
         typed = any(ps < e and s < pe and pt == t for ps, pe, pt in pred)
         chars = _overlap_chars(s, e, pred_cover)
-        for sc in (scores[t], overall):
+        for sc in (scores.setdefault(t, EntityScores()), overall):
             sc.gold += 1
             sc.gold_found += found
             sc.gold_found_typed += typed
@@ -203,6 +347,7 @@ def evaluate_detections(
     predicted: list[NoteDetections],
     *,
     spans_path: str | None = None,
+    min_group: int = MIN_GROUP,
 ) -> DeidEvaluation:
     """Score detections against true PHI spans.
 
@@ -210,6 +355,7 @@ def evaluate_detections(
         gold: from :func:`read_phi_spans`.
         predicted: detections of every note that was de-identified.
         spans_path: the spans file's name, for error messages and the report.
+        min_group: origin groups with fewer true names are not ranked for the worst group.
 
     Returns:
         The scores. Gold notes of patients that were not de-identified (lines
@@ -222,6 +368,10 @@ def evaluate_detections(
     where = spans_path or "<spans>"
     scores = {e: EntityScores() for e in PHI_ENTITIES}
     overall = EntityScores()
+    regions: dict[str, GroupRecall] = {}
+    countries: dict[str, GroupRecall] = {}
+    terms: dict[str, GroupRecall] = {}
+    has_origins = has_terms = False
     seen_patients = {n.patient_id for n in predicted}
     seen_notes: set[tuple[str, str]] = set()
     for note in predicted:
@@ -239,6 +389,10 @@ def evaluate_detections(
                         f"{end} is past the end of the note ({note.length})",
                     )
         _score_note(spans, note.spans, scores, overall)
+        if entry is not None:
+            has_origins = has_origins or bool(entry.origins)
+            has_terms = has_terms or bool(entry.keep)
+            _score_groups(entry, note.spans, regions, countries, terms)
     skipped = 0
     for (pid, note_id), entry in gold.items():
         if (pid, note_id) in seen_notes:
@@ -246,4 +400,52 @@ def evaluate_detections(
         if pid in seen_patients:
             raise RecordError(where, entry.line, "note_id", f"patient {pid} has no note {note_id}")
         skipped += 1
-    return DeidEvaluation(overall, scores, len(predicted), skipped, spans_path)
+    return DeidEvaluation(
+        overall,
+        scores,
+        len(predicted),
+        skipped,
+        spans_path,
+        names_by_region=_origin_recall(regions, min_group) if has_origins else None,
+        names_by_country=_origin_recall(countries, min_group) if has_origins else None,
+        clinical_terms=_terms_kept(terms) if has_terms else None,
+    )
+
+
+def _touched(start: int, end: int, pred: list[Span]) -> bool:
+    return any(ps < end and start < pe for ps, pe, _ in pred)
+
+
+def _score_groups(
+    entry: GoldNote,
+    pred: list[Span],
+    regions: dict[str, GroupRecall],
+    countries: dict[str, GroupRecall],
+    terms: dict[str, GroupRecall],
+) -> None:
+    for i, (country, region) in entry.origins.items():
+        start, end, _ = entry.spans[i]
+        found = _touched(start, end, pred)
+        for group in (
+            regions.setdefault(region, GroupRecall()),
+            countries.setdefault(country, GroupRecall()),
+        ):
+            group.gold += 1
+            group.found += found
+    for start, end, kind in entry.keep:
+        kept = not _touched(start, end, pred)
+        group = terms.setdefault(kind, GroupRecall())
+        group.gold += 1
+        group.found += kept
+
+
+def _pooled(groups: dict[str, GroupRecall]) -> GroupRecall:
+    return GroupRecall(sum(g.gold for g in groups.values()), sum(g.found for g in groups.values()))
+
+
+def _origin_recall(groups: dict[str, GroupRecall], min_group: int) -> OriginRecall:
+    return OriginRecall(_pooled(groups), groups, min_group)
+
+
+def _terms_kept(groups: dict[str, GroupRecall]) -> TermsKept:
+    return TermsKept(_pooled(groups), groups)
