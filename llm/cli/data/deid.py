@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from llm.cli.common import err_console, out_console, print_read_stats, print_summary, track
@@ -98,11 +99,14 @@ def deid(
         1, "--workers", min=1, help="Worker processes (output order is kept)."
     ),
 ) -> None:
-    """De-identify RECORDS into OUT: notes, structured times, ages over 89, DICOM headers.
+    """De-identify RECORDS into OUT: notes, structured times, ages over 89, DICOM headers and
+    PHI text burned into DICOM pixels (with tesseract; without it, the images are counted
+    as not checked and a warning says so).
 
     Exit codes: 0 done, 1 recall below --min-recall, 2 bad input.
     """
     # Presidio and spaCy load here, not when the CLI starts.
+    from llm.data.deid.burned_in import skip_message
     from llm.data.deid.records import deidentify_records, write_evaluation
 
     if strategy not in STRATEGIES:
@@ -143,11 +147,16 @@ def deid(
         progress=progress,
     )
     print_read_stats(summary.stats)
+    skipped = skip_message(summary.burned_in)
+    if skipped is not None:
+        err_console.print(f"[yellow]warning:[/] {escape(skipped)}", highlight=False)
     detected = sum(summary.detections.values())
+    bi = summary.burned_in
     line = (
         f"de-identified {summary.stats.used} patients ({summary.notes} notes, {detected} PHI "
-        f"spans, {summary.images} images, {summary.waveforms} waveforms) in "
-        f"{summary.seconds:.1f}s -> {out}"
+        f"spans, {summary.images} images, {summary.waveforms} waveforms; burned-in text: "
+        f"{bi.checked} DICOM images checked, {bi.redacted_words} words redacted in "
+        f"{bi.redacted_images}, {bi.unchecked} not checked) in {summary.seconds:.1f}s -> {out}"
     )
     if rejects_path is not None and summary.stats.rejected:
         line += f"; rejects -> {rejects_path}"

@@ -15,8 +15,8 @@ What is done, as far as practical without a full profile engine:
 * Private tags are removed. Ages over 89 become ``090Y``.
 * ``PatientIdentityRemoved`` is set to ``YES`` with the method described.
 
-Pixel data is not touched: text burned into pixels is out of this module's
-reach (the header's ``BurnedInAnnotation`` says whether there is any).
+Pixel data is not touched here: :meth:`DicomScrubber.scrub_file` hands it to
+:mod:`llm.data.deid.burned_in` (OCR) when given a redactor.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from llm.data.deid.burned_in import BurnedInCounts, BurnedInRedactor, header_phi_terms
 from llm.errors import BadInputError
 
 # Type 2 in common IODs: must stay present, so they are emptied rather than removed.
@@ -157,15 +158,26 @@ class DicomScrubber:
             elem.value = new if elem.VM > 1 else new[0]
 
     def scrub_file(
-        self, src: Path, dst: Path, *, pseudonym: str, date_offset_days: int | None
-    ) -> None:
-        """Read ``src``, scrub it and write the result to ``dst`` (pixel data unchanged).
+        self,
+        src: Path,
+        dst: Path,
+        *,
+        pseudonym: str,
+        date_offset_days: int | None,
+        burned_in: BurnedInRedactor | None = None,
+    ) -> BurnedInCounts:
+        """Read ``src``, scrub it and write the result to ``dst``.
 
         Args:
             src: the original DICOM file.
             dst: where the scrubbed copy goes (parent folders are created).
             pseudonym: what ``PatientName`` and ``PatientID`` become.
             date_offset_days: the patient's date shift, or ``None`` to empty dates.
+            burned_in: black out PHI text in the pixels with it (the original header's
+                values are read first); ``None`` leaves pixel data unchanged.
+
+        Returns:
+            What the burned-in text check did (all zero when ``burned_in`` is ``None``).
 
         Raises:
             BadInputError: ``src`` is not a DICOM file.
@@ -176,6 +188,13 @@ class DicomScrubber:
             raise BadInputError(
                 f"{src}: not a readable DICOM file ({type(exc).__name__})"
             ) from None
+        terms = header_phi_terms(ds) if burned_in is not None else frozenset()
         self.scrub_dataset(ds, pseudonym=pseudonym, date_offset_days=date_offset_days)
+        counts = BurnedInCounts()
+        if burned_in is not None:
+            counts = burned_in.redact_dataset(ds, terms)
+            if counts.checked:
+                ds.DeidentificationMethod += "; burned-in OCR"  # LO: 64 characters at most
         dst.parent.mkdir(parents=True, exist_ok=True)
         ds.save_as(dst)
+        return counts

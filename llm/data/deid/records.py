@@ -4,7 +4,9 @@ For each patient: all notes are analyzed together (so a name found in one
 note is found in the others), PHI is replaced, every structured time
 (encounter start/end, note, lab, vital, image and waveform times) is moved by
 the patient's date offset, an age over 89 becomes 90, DICOM headers are
-scrubbed (:mod:`llm.data.deid.dicom`) into new files beside OUT, PNG images are
+scrubbed (:mod:`llm.data.deid.dicom`) into new files beside OUT with PHI text
+burned into their pixels blacked out (:mod:`llm.data.deid.burned_in`, where
+tesseract is installed; otherwise counted as unchecked), PNG images are
 re-encoded without metadata, and waveforms are hard-linked (or copied).
 
 Work is spread over ``workers`` processes; output order is input order.
@@ -25,6 +27,7 @@ from typing import Any
 
 from PIL import Image as PILImage
 
+from llm.data.deid.burned_in import BurnedInCounts, BurnedInRedactor, ocr_unavailable
 from llm.data.deid.dicom import DicomScrubber
 from llm.data.deid.engine import AGE_CAP, Deidentifier, Strategy, real_values
 from llm.data.deid.evaluate import (
@@ -52,6 +55,8 @@ class DeidSummary:
     detections: dict[str, int] = field(default_factory=dict)
     images: int = 0
     waveforms: int = 0
+    burned_in: BurnedInCounts = field(default_factory=BurnedInCounts)
+    """Text burned into DICOM pixels: images checked, redacted, not checked and why."""
     seconds: float = 0.0
     evaluation: DeidEvaluation | None = None
 
@@ -64,6 +69,7 @@ class _RunConfig:
     in_dir: str
     out_dir: str
     cache_dir: str | None
+    check_burned_in: bool = False
 
 
 @dataclass
@@ -72,6 +78,7 @@ class _PatientResult:
     notes: list[NoteDetections]
     images: int
     waveforms: int
+    burned_in: BurnedInCounts = field(default_factory=BurnedInCounts)
 
 
 def _safe_relative(path: str) -> bool:
@@ -95,6 +102,11 @@ class RecordDeidentifier:
             cache_dir=Path(config.cache_dir) if config.cache_dir else None,
         )
         self.dicom = DicomScrubber(config.key)
+        self.burned_in = (
+            BurnedInRedactor(lambda text: [(d.start, d.end) for d in self.deid.analyze(text)])
+            if config.check_burned_in
+            else None
+        )
         self.in_dir = Path(config.in_dir)
         self.out_dir = Path(config.out_dir)
 
@@ -140,6 +152,7 @@ class RecordDeidentifier:
             note.time = self._shift(note.time, pid)
         offset = self.deid.date_offset_days(pid) if self.config.date_shift else None
         images = waveforms = 0
+        burned_in = BurnedInCounts()
         for i, enc in enumerate(record.encounters):
             enc.time = self._shift(enc.time, pid) or enc.time
             enc.end_time = self._shift(enc.end_time, pid)
@@ -157,7 +170,17 @@ class RecordDeidentifier:
                 src, dst = self.in_dir / image.path, self.out_dir / new_path
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 if image.format == "dicom":
-                    self.dicom.scrub_file(src, dst, pseudonym=pid, date_offset_days=offset)
+                    burned_in.add(
+                        self.dicom.scrub_file(
+                            src,
+                            dst,
+                            pseudonym=pid,
+                            date_offset_days=offset,
+                            burned_in=self.burned_in,
+                        )
+                    )
+                    if self.burned_in is None:
+                        burned_in.unchecked += 1
                 else:  # re-encode: PNG text chunks can carry names and dates
                     with PILImage.open(src) as im:
                         im.copy().save(dst, format="PNG")
@@ -171,7 +194,7 @@ class RecordDeidentifier:
                 waveforms += 1
         if record.demographics.age is not None and record.demographics.age >= AGE_CAP:
             record.demographics.age = AGE_CAP  # age_band stays "80+"
-        return _PatientResult(record_to_json(record), note_results, images, waveforms)
+        return _PatientResult(record_to_json(record), note_results, images, waveforms, burned_in)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -266,11 +289,19 @@ def deidentify_records(
     if workers < 1:
         raise BadInputError(f"--workers must be at least 1, got {workers}")
     gold = read_phi_spans(spans_path) if spans_path is not None else None
+    ocr_missing = ocr_unavailable()  # looked up once: the summary says what it skipped
     config = _RunConfig(
-        strategy, date_shift, key, str(in_dir), str(out_dir), str(cache_dir) if cache_dir else None
+        strategy,
+        date_shift,
+        key,
+        str(in_dir),
+        str(out_dir),
+        str(cache_dir) if cache_dir else None,
+        check_burned_in=ocr_missing is None,
     )
     stats = ReadStats(str(in_path))
     summary = DeidSummary(str(in_path), str(out_path), stats, strategy, date_shift, key_generated)
+    summary.burned_in.skip_reason = ocr_missing
     counts: Counter[str] = Counter()
     predicted: list[NoteDetections] = []
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -290,6 +321,7 @@ def deidentify_records(
                 summary.notes += len(result.notes)
                 summary.images += result.images
                 summary.waveforms += result.waveforms
+                summary.burned_in.add(result.burned_in)
                 for note in result.notes:
                     counts.update(t for _, _, t in note.spans)
                 if gold is not None:
