@@ -30,7 +30,8 @@ def _fmt(value: float | None) -> str:
 
 
 def print_evaluation(evaluation: DeidEvaluation) -> None:
-    """Print the per-entity score table (counts and ratios only)."""
+    """Print the per-entity score table, and name recall by origin and clinical terms kept
+    when the spans file records them (counts and ratios only)."""
     table = Table(title="PHI detection vs. true spans")
     for col in ("entity", "gold", "detected", "recall", "typed recall", "precision", "char recall"):
         table.add_column(col, justify="left" if col == "entity" else "right")
@@ -39,6 +40,32 @@ def print_evaluation(evaluation: DeidEvaluation) -> None:
         ratios = (s.recall, s.typed_recall, s.precision, s.char_recall)
         table.add_row(name, str(s.gold), str(s.predicted), *(_fmt(r) for r in ratios))
     out_console.print(table)
+    regions = evaluation.names_by_region
+    if regions is not None:
+        by_origin = Table(title="Name recall by region of origin (95% Wilson interval)")
+        for col in ("region", "names", "found", "recall", "95% CI"):
+            by_origin.add_column(col, justify="left" if col == "region" else "right")
+        for name, g in [*sorted(regions.by_group.items()), ("all names", regions.overall)]:
+            ci = g.interval
+            interval = f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "-"
+            by_origin.add_row(name, str(g.gold), str(g.found), _fmt(g.recall), interval)
+        out_console.print(by_origin)
+        countries = evaluation.names_by_country
+        worst_country = countries.worst if countries is not None else None
+        out_console.print(
+            f"worst region: {regions.worst or '-'}; worst country: {worst_country or '-'} "
+            f"(groups with at least {regions.min_group} names)",
+            highlight=False,
+        )
+    terms = evaluation.clinical_terms
+    if terms is not None:
+        out_console.print(
+            f"clinical terms kept: {_fmt(terms.kept)} ({terms.overall.found} of "
+            f"{terms.overall.gold}; "
+            + ", ".join(f"{k} {_fmt(g.recall)}" for k, g in sorted(terms.by_kind.items()))
+            + ")",
+            highlight=False,
+        )
 
 
 def _count_lines(path: Path) -> int | None:
