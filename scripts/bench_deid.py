@@ -228,6 +228,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     unknown = [a for a in arms if a not in ARMS]
     if unknown or args.notes < 1:
         parser.error(f"unknown arms {unknown}; choose from {ARMS}" if unknown else "--notes >= 1")
+    # Presidio first, before the project's engine is imported: Presidio's recognizer
+    # loader finds its classes by name among all recognizer subclasses, and the project
+    # has a DateRecognizer of its own.
+    analysers: dict[str, Analyse] = {"presidio": presidio_arm()} if "presidio" in arms else {}
     rules = has_rules_option()
     today = "rules" if rules else "default"
     if not rules and "rules" in arms:
@@ -241,11 +245,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{sum(len(n.keep) for n in corpus.notes)} clinical terms; name mentions per region "
         f"{min(mentions.values())}-{max(mentions.values())}"
     )
-    # Presidio first: its recognizer loader looks classes up by name, and the project's
-    # recognizers reuse some names (DateRecognizer) once they are imported.
-    analysers: dict[str, Analyse] = {}
-    for arm in sorted(arms, key=lambda a: a != "presidio"):
-        analysers[arm] = presidio_arm() if arm == "presidio" else project_arm(_ner(arm))
+    for arm in arms:
+        if arm != "presidio":
+            analysers[arm] = project_arm(_ner(arm))
     results: dict[str, dict[str, Any]] = {}
     for arm in arms:
         ev, rate = run_arm(analysers[arm], corpus)
