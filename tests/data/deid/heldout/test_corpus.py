@@ -21,6 +21,7 @@ from llm.data.deid.heldout.corpus import (
     HeldoutCorpus,
     build_corpus,
     entity_for,
+    is_latin_script,
 )
 from llm.data.phi import PHI_ENTITIES
 
@@ -134,3 +135,11 @@ def test_the_corpus_never_imports_the_recognizers() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_names_are_romanised_unless_all_scripts_are_asked_for(corpus: HeldoutCorpus) -> None:
+    def names(c: HeldoutCorpus) -> list[str]:
+        return [n.text[s.start : s.end] for n in c.notes for s in n.phi if s.kind == "NAME"]
+
+    assert all(is_latin_script(name) for name in names(corpus))
+    assert not all(is_latin_script(name) for name in names(build_corpus(300, 0, latin_only=False)))
