@@ -9,6 +9,14 @@ found anywhere in a patient's notes are then looked for in all of them
 (``Mr. Smith`` in the H&P lets ``Smith`` be found alone in the discharge
 summary).
 
+Two detection configurations are selectable (``ner=``): ``"statistical"``
+(default) adds the hash-checked spaCy NER of :mod:`llm.data.deid.ner`, the
+world name lexicons and the recognizers of :mod:`llm.data.deid.identifiers`
+(URLs, IP addresses, device and vehicle identifiers, health plan and licence
+numbers, international phones, ZIP+4); ``"rules"`` is the earlier engine
+(entity ruler with the US name lists and the clinical recognizers), kept so
+that both can be measured side by side.
+
 Replacement runs Presidio's :class:`~presidio_anonymizer.AnonymizerEngine`
 with one operator per entity type: ``tag`` writes ``[NAME]``, ``[DATE]``...;
 ``surrogate`` writes realistic fake values (:mod:`llm.data.deid.surrogates`)
@@ -41,6 +49,8 @@ if TYPE_CHECKING:
     from presidio_anonymizer import AnonymizerEngine
 
 Strategy = Literal["tag", "surrogate"]
+NerMode = Literal["rules", "statistical"]
+NER_MODES: tuple[str, ...] = ("rules", "statistical")
 # Offsets move dates 1 to 10 years into the past: far enough that no real date survives.
 SHIFT_MIN_DAYS = 365
 SHIFT_MAX_DAYS = 3650
@@ -100,7 +110,23 @@ def join_adjacent_names(text: str, detections: list[Detection]) -> list[Detectio
     return out
 
 
-_NAME_WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]+")
+# a name word in any alphabet: letters, with inner apostrophes and hyphens
+_NAME_WORD = re.compile(r"[^\W\d_][^\W\d_'’\-]*(?:['’\-][^\W\d_]+)*")
+# an eponym in use ("Parkinson's disease", "Bell palsy"): not a name even when the word is one
+_EPONYM_USE = re.compile(
+    r"(?:['’]s?)?[ \t]+(?:disease|syndrome|palsy|lymphoma|sign|test|maneuver|phenomenon|ulcer"
+    r"|sarcoma|tumou?r|criteria|score|scale|reflex|triad|fracture|procedure|operation)\b",
+    re.IGNORECASE,
+)
+
+
+def name_parts(word: str) -> list[str]:
+    """A name word and its parts: ``García-López`` → itself, ``García``, ``López``."""
+    parts = [word]
+    pieces = re.split(r"-", word)
+    if len(pieces) > 1:
+        parts.extend(p for p in pieces if len(p) >= 2)
+    return parts
 
 
 def real_values(texts: Sequence[str], detections: Sequence[Sequence[Detection]]) -> frozenset[str]:
@@ -131,9 +157,11 @@ class Deidentifier:
         key: secret for offsets and surrogates (see :func:`load_key`).
         score_threshold: Presidio hits scoring below this are ignored.
         cache_dir: where the spaCy pipeline is cached (default under ``~/.cache/clinical-llm``).
+        ner: ``"statistical"`` (the hash-checked spaCy NER, world name lexicons and every
+            Safe Harbor identifier) or ``"rules"`` (the earlier rule-only engine).
 
     Raises:
-        BadInputError: unknown strategy or too short a key.
+        BadInputError: unknown strategy or NER mode, or too short a key.
     """
 
     def __init__(
@@ -144,7 +172,10 @@ class Deidentifier:
         key: bytes,
         score_threshold: float = 0.4,
         cache_dir: Path | None = None,
+        ner: NerMode = "statistical",
     ) -> None:
+        if ner not in NER_MODES:
+            raise BadInputError(f"unknown ner mode {ner!r}: use one of {', '.join(NER_MODES)}")
         if strategy not in STRATEGIES:
             raise BadInputError(
                 f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}"
@@ -154,6 +185,7 @@ class Deidentifier:
         self.strategy = strategy
         self.date_shift = date_shift
         self.score_threshold = score_threshold
+        self.ner = ner
         self._key = key
         self._surrogates = SurrogateFactory(key)
         self._cache_dir = cache_dir
@@ -169,19 +201,31 @@ class Deidentifier:
             from presidio_analyzer.predefined_recognizers import SpacyRecognizer
             from presidio_anonymizer import AnonymizerEngine
 
-            model = ensure_pipeline(self._cache_dir)
             ner = NerModelConfiguration(
                 model_to_presidio_entity_mapping={"NAME": "NAME"}, default_score=0.85
             )
-            nlp_engine = EntityOnlySpacyNlpEngine(
-                models=[{"lang_code": "en", "model_name": str(model)}], ner_model_configuration=ner
-            )
+            nlp_engine: EntityOnlySpacyNlpEngine
+            recognizers = clinical_recognizers()
+            if self.ner == "statistical":
+                from llm.data.deid.identifiers import identifier_recognizers
+                from llm.data.deid.ner import StatisticalEntityRecognizer
+                from llm.data.deid.nlp import PrebuiltSpacyNlpEngine, build_statistical_pipeline
+
+                nlp_engine = PrebuiltSpacyNlpEngine(build_statistical_pipeline(), ner)
+                recognizers += [*identifier_recognizers(), StatisticalEntityRecognizer()]
+            else:
+                model = ensure_pipeline(self._cache_dir)
+                nlp_engine = EntityOnlySpacyNlpEngine(
+                    models=[{"lang_code": "en", "model_name": str(model)}],
+                    ner_model_configuration=ner,
+                )
+            if self.ner == "rules":
+                recognizers.append(
+                    SpacyRecognizer(supported_language="en", supported_entities=["NAME"])
+                )
             registry = RecognizerRegistry(supported_languages=["en"])
-            for recognizer in clinical_recognizers():
+            for recognizer in recognizers:
                 registry.add_recognizer(recognizer)
-            registry.add_recognizer(
-                SpacyRecognizer(supported_language="en", supported_entities=["NAME"])
-            )
             self._analyzer = AnalyzerEngine(
                 registry=registry,
                 nlp_engine=nlp_engine,
@@ -205,8 +249,39 @@ class Deidentifier:
             [Detection(r.start, r.end, r.entity_type, r.score) for r in results]
         )
 
+    def _analyze_batch(self, texts: Sequence[str]) -> list[list[Detection]]:
+        """:meth:`analyze` of several texts, the spaCy pipeline run over them in one batch."""
+        if self.ner == "rules" or len(texts) < 2:
+            return [self.analyze(t) for t in texts]
+        analyzer, _ = self._engines()
+        out: list[list[Detection]] = []
+        engine = analyzer.nlp_engine
+        assert isinstance(engine, EntityOnlySpacyNlpEngine)
+        # the pipeline run here, not through process_batch: that rebuilds each text from its doc
+        docs = engine.get_nlp("en").pipe(texts, batch_size=64)
+        for text, doc in zip(texts, docs, strict=True):
+            artifacts = engine._doc_to_nlp_artifact(doc, "en")
+            results = analyzer.analyze(
+                text=text,
+                language="en",
+                entities=list(PHI_ENTITIES),
+                score_threshold=self.score_threshold,
+                nlp_artifacts=artifacts,
+            )
+            out.append(
+                merge_detections(
+                    [Detection(r.start, r.end, r.entity_type, r.score) for r in results]
+                )
+            )
+        return out
+
     def analyze_patient(self, texts: Sequence[str]) -> list[list[Detection]]:
         """Analyze all notes of one patient, then look for every name found in each of them.
+
+        Every word of a name found anywhere (``Esperanza Quispe``), and each part of a
+        hyphenated one (``García-López`` → ``García``, ``López``), is then found
+        wherever it stands in any of the texts, also in capitals; an eponym in use
+        (``Bell's palsy``) is left alone.
 
         Args:
             texts: the patient's note texts.
@@ -214,14 +289,15 @@ class Deidentifier:
         Returns:
             Merged detections per text, in the order of ``texts``.
         """
-        per_text = [self.analyze(t) for t in texts]
+        per_text = self._analyze_batch(texts)
         words = {
-            w.group()
+            part
             for text, dets in zip(texts, per_text, strict=True)
             for d in dets
             if d.entity_type == "NAME"
             for w in _NAME_WORD.finditer(text[d.start : d.end])
-            if w.group()[0].isupper() and w.group().lower() not in NOT_NAME_WORDS
+            for part in name_parts(w.group())
+            if part[0].isupper() and len(part) >= 2 and part.lower() not in NOT_NAME_WORDS
         }
         if not words:
             return per_text
@@ -229,7 +305,11 @@ class Deidentifier:
         pattern = re.compile(rf"(?<![\w'’\-])(?:{'|'.join(map(re.escape, variants))})(?![\w\-])")
         out: list[list[Detection]] = []
         for text, dets in zip(texts, per_text, strict=True):
-            extra = [Detection(m.start(), m.end(), "NAME", 0.5) for m in pattern.finditer(text)]
+            extra = [
+                Detection(m.start(), m.end(), "NAME", 0.5)
+                for m in pattern.finditer(text)
+                if not _EPONYM_USE.match(text, m.end())
+            ]
             out.append(
                 join_adjacent_names(text, merge_detections([*dets, *extra]) if extra else dets)
             )
@@ -267,6 +347,12 @@ class Deidentifier:
             return lambda v: s.address(patient_id, v)
         if entity == "HOSPITAL":
             return lambda v: s.hospital(patient_id, v, avoid)
+        if entity in ("DEVICE_ID", "VEHICLE_ID"):
+            return lambda v: s.digits(patient_id, entity, v)
+        if entity == "URL":
+            return lambda v: s.url(patient_id, v)
+        if entity == "IP_ADDRESS":
+            return lambda v: s.ip_address(patient_id, v)
         return lambda v: f"[{entity}]"
 
     def replace(

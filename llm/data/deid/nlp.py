@@ -75,6 +75,59 @@ def name_patterns() -> list[dict[str, Any]]:
     ]
 
 
+def world_name_patterns() -> list[dict[str, Any]]:
+    """Entity-ruler patterns of the statistical pipeline: the US and world name lexicons.
+
+    Only spellings that count as names without context are used
+    (:func:`~llm.data.deid.vocabulary.context_free_names`); a capitalised
+    neighbour must not be a clinical term or common word.
+    """
+    from llm.data.deid.vocabulary import context_free_names, protected_words
+
+    first = sorted(context_free_names("first"))
+    last = sorted(context_free_names("last"))
+    protected = sorted(protected_words())
+    capitalised = {
+        "IS_TITLE": True,
+        "IS_ALPHA": True,
+        "LOWER": {"NOT_IN": protected},
+        "LENGTH": {">=": 2},
+    }
+    initial = {"TEXT": {"REGEX": r"^[A-Z]\.?$"}}
+    either = sorted({*first, *last})
+    return [
+        {"label": "NAME", "pattern": [{"TEXT": {"IN": first}}, capitalised]},
+        {"label": "NAME", "pattern": [{"TEXT": {"IN": first}}, initial, capitalised]},
+        {"label": "NAME", "pattern": [capitalised, {"TEXT": {"IN": last}}]},
+        {"label": "NAME", "pattern": [{"TEXT": {"IN": last}}, {"ORTH": ","}, capitalised]},
+        {"label": "NAME", "pattern": [{"TEXT": {"IN": either}}]},
+        {
+            "label": "NAME",
+            "pattern": [
+                {"TEXT": {"IN": [n.upper() for n in first]}},
+                {"IS_UPPER": True, "IS_ALPHA": True, "LENGTH": {">=": 2}},
+            ],
+        },
+    ]
+
+
+def build_statistical_pipeline() -> spacy.language.Language:
+    """The hash-checked statistical NER (:mod:`llm.data.deid.ner`) plus the world name ruler.
+
+    The ruler runs after the NER and overwrites its entities where they
+    overlap: a lexicon name is a name even where the model says ``ORG``.
+
+    Raises:
+        ModelIntegrityError: the model files are not the pinned ones.
+    """
+    from llm.data.deid.ner import load_ner
+
+    nlp = load_ner()
+    ruler = nlp.add_pipe("entity_ruler", config={"overwrite_ents": True}, after="ner")
+    ruler.add_patterns(world_name_patterns())  # type: ignore[attr-defined]
+    return nlp
+
+
 def _build_key(patterns: list[dict[str, Any]]) -> str:
     blob = json.dumps(
         {"v": _BUILD_VERSION, "spacy": spacy.__version__, "patterns": patterns}, sort_keys=True
@@ -144,6 +197,26 @@ class EntityOnlySpacyNlpEngine(SpacyNlpEngine):
             language=language,
             scores=scores,
         )
+
+
+class PrebuiltSpacyNlpEngine(EntityOnlySpacyNlpEngine):
+    """:class:`EntityOnlySpacyNlpEngine` over a pipeline built in memory (nothing loaded by name).
+
+    Args:
+        nlp: the pipeline.
+        ner_model_configuration: Presidio's mapping of the pipeline's labels.
+    """
+
+    def __init__(self, nlp: spacy.language.Language, ner_model_configuration: Any) -> None:
+        super().__init__(
+            models=[{"lang_code": "en", "model_name": "prebuilt"}],
+            ner_model_configuration=ner_model_configuration,
+        )
+        self._prebuilt = nlp
+
+    def load(self) -> None:
+        """Use the prebuilt pipeline."""
+        self.nlp = {"en": self._prebuilt}  # type: ignore[assignment]
 
 
 class PatternContextEnhancer(ContextAwareEnhancer):

@@ -381,9 +381,19 @@ class NameRecognizer(RegexRecognizer):
             rf"\b{self.RELATIONS}(?:[ \t]*[,:(][ \t]*|[ \t]+(?:named[ \t]+|is[ \t]+)?)"
             rf"(?P<phi>{FULL_NAME})"
         )
+        # "Dear Ms. Achterberg," / "Dear Temperance,": a salutation opens a line
+        salutation = (
+            rf"(?m:^)[ \t]*(?i:dear)[ \t]+(?:{_TITLE}[ \t]+)?(?P<phi>{FULL_NAME})[ \t]*[,:]"
+        )
+        # "-- Marisol Quintanilla, RN": a signature line ends a note
+        signature = (
+            rf"(?m:^)[ \t]*(?:--?|—|/s/)[ \t]*(?P<phi>{FULL_NAME}),?[ \t]+"
+            r"(?:RN|MD|DO|NP|PA(?:-C)?|LPN|CNA|PharmD|PT|OT|SW|LCSW|MSW|RD|CRNA|DPM|PhD)\b"
+        )
         super().__init__(
             "NAME",
-            _patterns(title, label, score=0.85) + _patterns(relation, score=0.6),
+            _patterns(title, label, salutation, signature, score=0.85)
+            + _patterns(relation, score=0.6),
             name="NameRecognizer",
         )
 

@@ -149,6 +149,19 @@ class SurrogateFactory:
             f"{first}.{self.number(patient_id, 'email-n', text.lower()) % 9000 + 1000}@example.org"
         )
 
+    def url(self, patient_id: str, text: str) -> str:
+        """A fake web address at the reserved ``example.org`` domain, scheme kept."""
+        scheme = re.match(r"(?i)[a-z]+://", text)
+        n = self.number(patient_id, "url", text.lower()) % 90000 + 10000
+        return f"{scheme.group() if scheme else ''}www.example.org/{n}"
+
+    def ip_address(self, patient_id: str, text: str) -> str:
+        """An address of the same family from the documentation ranges (RFC 5737, RFC 3849)."""
+        n = self.number(patient_id, "ip", text.lower())
+        if ":" in text:
+            return f"2001:db8::{n % 0xFFFF:x}:{(n >> 16) % 0xFFFF:x}"
+        return f"192.0.2.{n % 254 + 1}"
+
     def hospital(self, patient_id: str, text: str, avoid: Collection[str] = ()) -> str:
         """A fictional hospital name, none of ``avoid`` (lower case) or ``text``."""
         never = {text.lower(), *avoid}

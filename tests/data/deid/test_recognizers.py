@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from llm.data.deid.engine import Deidentifier
+
+from .conftest import KEY
 
 
 def found(deid: Deidentifier, text: str) -> list[tuple[str, str]]:
@@ -87,8 +91,11 @@ def test_fax_needs_fax_context(tagger: Deidentifier) -> None:
     assert found(tagger, text) == [("617-555-0142", "PHONE"), ("617-555-0199", "FAX")]
 
 
-def test_names_found_in_one_note_are_found_in_the_others(tagger: Deidentifier) -> None:
+def test_names_found_in_one_note_are_found_in_the_others(
+    tagger: Deidentifier, spacy_cache: Path
+) -> None:
     notes = ["Patient: Eleanor Whitfield", "Whitfield tolerated diet. Eleanor walked."]
     second = tagger.analyze_patient(notes)[1]
     assert [notes[1][d.start : d.end] for d in second] == ["Whitfield", "Eleanor"]
-    assert tagger.analyze_patient([notes[1]])[0] == []  # alone, nothing marks them as names
+    rules = Deidentifier(strategy="tag", key=KEY, cache_dir=spacy_cache, ner="rules")
+    assert rules.analyze_patient([notes[1]])[0] == []  # alone, no rule marks them as names
