@@ -129,7 +129,8 @@ CLINICAL_SUFFIX = re.compile(
     r"(?:itis|osis|emia|aemia|ology|ectomy|otomy|ostomy|scopy|graphy|gram|plasty|pathy|algia"
     r"|tion|sion|ness|ment|ive|ous|ical|ally|ular|ated|ized|ised|ism|ics|ence|ance|ary"
     r"|able|ible|ness|ful|less|cin|mab|nib|pril|sartan|olol|statin|azole|mycin|cillin|pine"
-    r"|pam|lam|done|tide|xane|parin|oxacin|cycline|vir|umab|iximab|fen|profen)$"
+    r"|pam|lam|done|tide|xane|parin|oxacin|cycline|vir|umab|iximab|fen|profen|uria|pnea|pnoea"
+    r"|[a-z]{4}ed|[a-z]{4}ing|[a-z]{3}ly)$"
 )
 
 

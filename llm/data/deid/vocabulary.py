@@ -81,7 +81,21 @@ CLINICAL_WORDS = _words(
     enterococcus clostridium difficile influenza covid sars hepatitis hiv
     electronically dictated transcribed signed attested reviewed verified addendum
     pneumonia sepsis anemia diabetes hypertension asthma cancer carcinoma stroke
-    morning evening afternoon tonight overnight"""
+    morning evening afternoon tonight overnight
+    procalcitonin anion lives accession ordering indication evaluate acquired interpretation
+    confirmed summary brief secondary condition notable report home abnormal hyperlipidemia
+    denies essential shortness type appointment regular obesity depression resting diet
+    unspecified drinks electrocardiogram occasional full inpatient outpatient former diagnostic
+    never registration feeling cellulitis escherichia abdominal endorses source hypothyroidism
+    confusion visit atherosclerotic weakness irregularly trend paroxysmal urinary skilled
+    dehydration lightheadedness fluid fluids tobacco current nicotine perihilar pulmonary
+    supplemental encounter lobar incentive headache syncope transthoracic coronary replete
+    hyperinflation nebulized titrate aggressive renal dense annual gastroenteritis infectious
+    continuous fall falls prior emergent serial dementia fatigue urosepsis permanent focal
+    inferior superior palpitations chills presyncope dyspnoea fevers altered decreased
+    dizziness emesis oliguria irregular horizontal non medical regional community valley
+    lead leads sinus tachycardia bradycardia fibrillation flutter murmur rales wheezes
+    crackles tender soft distended alert oriented awake appears reports states notes"""
 )
 
 # Common English words that are also first names or surnames in the lexicons.
