@@ -321,8 +321,13 @@ def map_entity(label: str, text: str, after: str = "") -> str | None:
     return None
 
 
-def trim_entity(text: str, start: int, end: int) -> tuple[int, int] | None:
-    """Cut an entity at its first line break and drop trailing clinical words (``Center ED``).
+def trim_entity(text: str, start: int, end: int, label: str = "") -> tuple[int, int] | None:
+    """Cut an entity to the PHI the rules would type the same way.
+
+    The model runs across punctuation (``Brenda Okafor, Aug 7, 2131``): a
+    ``DATE`` starts at its first month, weekday or digit; any other entity ends
+    at its first comma. Every entity ends at its first line break, and trailing
+    clinical words and abbreviations (``Center ED``) are dropped.
 
     Returns:
         The trimmed ``(start, end)``, or ``None`` when nothing is left.
@@ -330,6 +335,15 @@ def trim_entity(text: str, start: int, end: int) -> tuple[int, int] | None:
     newline = text.find("\n", start, end)
     if newline >= 0:
         end = newline
+    if label == "DATE":
+        first = re.compile(rf"{_MONTH_OR_DAY.pattern}|\d").search(text, start, end)
+        if first is None:
+            return None
+        start = first.start()
+    else:
+        comma = text.find(",", start, end)
+        if comma >= 0:
+            end = comma
     words = list(re.finditer(r"\S+", text[start:end]))
     while len(words) > 1 and (
         (is_protected(words[-1].group()) and not _INSTITUTION.fullmatch(words[-1].group()))
@@ -339,6 +353,11 @@ def trim_entity(text: str, start: int, end: int) -> tuple[int, int] | None:
     if not words:
         return None
     return start, start + words[-1].end()
+
+
+# Where hits overlap, the strongest types the merged span: a lexicon name as strongly as a
+# titled one; the model's places and organisations below a name propagated from another note.
+_SCORES = {"NAME": 0.85, "GPE": 0.45, "LOC": 0.45, "ORG": 0.45}
 
 
 class StatisticalEntityRecognizer(LocalRecognizer):
@@ -366,11 +385,12 @@ class StatisticalEntityRecognizer(LocalRecognizer):
         for ent in nlp_artifacts.tokens.ents:
             if ent.label_ not in ENTITY_LABELS:
                 continue
-            span = trim_entity(text, ent.start_char, ent.end_char)
+            span = trim_entity(text, ent.start_char, ent.end_char, ent.label_)
             if span is None:
                 continue
             start, end = span
             entity = map_entity(ent.label_, text[start:end], text[end : end + 8])
             if entity is not None and (not entities or entity in entities):
-                results.append(RecognizerResult(entity, start, end, self.score))
+                score = _SCORES.get(ent.label_, self.score)
+                results.append(RecognizerResult(entity, start, end, score))
         return results
