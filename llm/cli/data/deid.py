@@ -21,8 +21,9 @@ T = TypeVar("T")
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``deid`` to the ``data`` command group."""
+    """Add ``deid`` and ``synth-deid-eval`` to the ``data`` command group."""
     app.command("deid")(deid)
+    app.command("synth-deid-eval")(synth_deid_eval)
 
 
 def _fmt(value: float | None) -> str:
@@ -125,6 +126,13 @@ def deid(
     workers: int = typer.Option(
         1, "--workers", min=1, help="Worker processes (output order is kept)."
     ),
+    ner: str = typer.Option(
+        "statistical",
+        "--ner",
+        help="How names and places are found: 'statistical' (default: the pinned spaCy NER "
+        "beside the rules; finds names that no list holds) or 'rules' (patterns and name lists "
+        "alone; several times faster, misses names without a title, label or list entry).",
+    ),
 ) -> None:
     """De-identify RECORDS into OUT: notes, structured times, ages over 89, DICOM headers and
     PHI text burned into DICOM pixels (with tesseract; without it, the images are counted
@@ -172,6 +180,7 @@ def deid(
         workers=workers,
         spans_path=spans_path,
         progress=progress,
+        ner=ner,  # type: ignore[arg-type]
     )
     print_read_stats(summary.stats)
     skipped = skip_message(summary.burned_in)
@@ -183,7 +192,8 @@ def deid(
         f"de-identified {summary.stats.used} patients ({summary.notes} notes, {detected} PHI "
         f"spans, {summary.images} images, {summary.waveforms} waveforms; burned-in text: "
         f"{bi.checked} DICOM images checked, {bi.redacted_words} words redacted in "
-        f"{bi.redacted_images}, {bi.unchecked} not checked) in {summary.seconds:.1f}s -> {out}"
+        f"{bi.redacted_images}, {bi.unchecked} not checked; ner {summary.ner}) in "
+        f"{summary.seconds:.1f}s -> {out}"
     )
     if rejects_path is not None and summary.stats.rejected:
         line += f"; rejects -> {rejects_path}"
@@ -199,3 +209,33 @@ def deid(
                 f"overall PHI recall {_fmt(recall)} is below --min-recall {min_recall}"
             )
     print_summary(line)
+
+
+def synth_deid_eval(
+    notes: int = typer.Option(..., "--notes", min=1, help="Number of held-out notes to write."),
+    seed: int = typer.Option(
+        ..., "--seed", help="Seed; the same (notes, seed) gives the same corpus."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder (records.jsonl, phi_spans.jsonl, notes.jsonl)."
+    ),
+    all_scripts: bool = typer.Option(
+        False,
+        "--all-scripts",
+        help="Also use names written in other scripts (Arabic, Cyrillic, Han...), not only "
+        "romanised ones.",
+    ),
+) -> None:
+    """Write the held-out de-identification corpus: notes no recognizer was built from, with
+    every Safe Harbor kind and clinical terms to keep marked. Score an engine on it with
+    `clinical-llm data deid OUT/records.jsonl DIR/records.jsonl --evaluate`."""
+    from llm.data.deid.heldout.corpus import build_corpus
+
+    corpus = build_corpus(notes, seed, latin_only=not all_scripts)
+    files = corpus.write(out)
+    spans = sum(len(n.phi) for n in corpus.notes)
+    terms = sum(len(n.keep) for n in corpus.notes)
+    print_summary(
+        f"{out}: {len(corpus.by_patient())} patients, {len(corpus.notes)} notes ({spans} PHI "
+        f"spans, {terms} clinical terms to keep) -> {files.records}, {files.spans}"
+    )

@@ -29,7 +29,14 @@ from PIL import Image as PILImage
 
 from llm.data.deid.burned_in import BurnedInCounts, BurnedInRedactor, ocr_unavailable
 from llm.data.deid.dicom import DicomScrubber
-from llm.data.deid.engine import AGE_CAP, Deidentifier, Strategy, real_values
+from llm.data.deid.engine import (
+    AGE_CAP,
+    NER_MODES,
+    Deidentifier,
+    NerMode,
+    Strategy,
+    real_values,
+)
 from llm.data.deid.evaluate import (
     DeidEvaluation,
     NoteDetections,
@@ -51,6 +58,8 @@ class DeidSummary:
     strategy: str
     date_shift: bool
     key_generated: bool
+    ner: str = "statistical"
+    """The engine that found the PHI: ``statistical`` (NER beside the rules) or ``rules``."""
     notes: int = 0
     detections: dict[str, int] = field(default_factory=dict)
     images: int = 0
@@ -70,6 +79,7 @@ class _RunConfig:
     out_dir: str
     cache_dir: str | None
     check_burned_in: bool = False
+    ner: NerMode = "statistical"
 
 
 @dataclass
@@ -100,6 +110,7 @@ class RecordDeidentifier:
             date_shift=config.date_shift,
             key=config.key,
             cache_dir=Path(config.cache_dir) if config.cache_dir else None,
+            ner=config.ner,
         )
         self.dicom = DicomScrubber(config.key)
         self.burned_in = (
@@ -250,6 +261,7 @@ def deidentify_records(
     spans_path: str | Path | None = None,
     cache_dir: Path | None = None,
     progress: Any = None,
+    ner: NerMode = "statistical",
 ) -> DeidSummary:
     """De-identify the records file ``in_path`` into ``out_path``.
 
@@ -268,12 +280,15 @@ def deidentify_records(
         spans_path: ``phi_spans.jsonl`` to score detections against (``None``: no evaluation).
         cache_dir: spaCy pipeline cache folder.
         progress: optional callable wrapping the record iterator (a progress bar).
+        ner: ``statistical`` (the pinned spaCy NER beside the rules: finds names no list
+            holds, slower) or ``rules`` (patterns and name lists alone, several times faster).
 
     Returns:
         Counts of what was done, with the evaluation when ``spans_path`` is given.
 
     Raises:
-        BadInputError: IN missing, OUT's folder the same as IN's, bad spans file.
+        BadInputError: IN missing, OUT's folder the same as IN's, bad spans file, unknown
+            ``ner``.
         RecordError: an invalid line when ``skip_invalid`` is false.
     """
     started = time.perf_counter()
@@ -288,6 +303,8 @@ def deidentify_records(
         )
     if workers < 1:
         raise BadInputError(f"--workers must be at least 1, got {workers}")
+    if ner not in NER_MODES:
+        raise BadInputError(f"--ner must be one of {', '.join(NER_MODES)}, got {ner!r}")
     gold = read_phi_spans(spans_path) if spans_path is not None else None
     ocr_missing = ocr_unavailable()  # looked up once: the summary says what it skipped
     config = _RunConfig(
@@ -298,9 +315,12 @@ def deidentify_records(
         str(out_dir),
         str(cache_dir) if cache_dir else None,
         check_burned_in=ocr_missing is None,
+        ner=ner,
     )
     stats = ReadStats(str(in_path))
-    summary = DeidSummary(str(in_path), str(out_path), stats, strategy, date_shift, key_generated)
+    summary = DeidSummary(
+        str(in_path), str(out_path), stats, strategy, date_shift, key_generated, ner=ner
+    )
     summary.burned_in.skip_reason = ocr_missing
     counts: Counter[str] = Counter()
     predicted: list[NoteDetections] = []

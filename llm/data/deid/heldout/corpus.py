@@ -29,11 +29,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from llm.data.deid.evaluate import GoldNote
 from llm.data.deid.heldout import templates as tpl
+from llm.data.io import record_to_json
 from llm.data.phi import PHI_ENTITIES, KeepSpan, NameOrigin, NotePhi, PhiSpan
+from llm.data.schema import Encounter, Note, PatientRecord
 
 NAMES_FILE = Path(__file__).with_name("names.tsv")
 STYLES: tuple[str, ...] = tuple(tpl.TEMPLATES)
@@ -159,20 +161,76 @@ class HeldoutCorpus:
             if s.kind == "NAME"
         )
 
-    def write(self, folder: Path) -> tuple[Path, Path]:
-        """Write ``notes.jsonl`` (ids, style, text) and ``phi_spans.jsonl`` into ``folder``.
+    def records(self) -> list[PatientRecord]:
+        """One valid record per patient holding their notes (see :func:`patient_record`)."""
+        return [patient_record(pid, notes) for pid, notes in self.by_patient().items()]
+
+    def write(self, folder: Path) -> HeldoutFiles:
+        """Write ``notes.jsonl`` (ids, style, text), ``phi_spans.jsonl`` and ``records.jsonl``.
+
+        ``records.jsonl`` holds the same notes as patient records, so that
+        ``clinical-llm data deid records.jsonl OUT --evaluate`` scores them
+        against ``phi_spans.jsonl`` (whose ``(patient_id, note_id)`` keys match).
 
         Returns:
-            The two paths.
+            The three paths.
         """
         folder.mkdir(parents=True, exist_ok=True)
-        notes_path, spans_path = folder / "notes.jsonl", folder / "phi_spans.jsonl"
-        with notes_path.open("w", encoding="utf-8") as nf, spans_path.open("w") as sf:
+        files = HeldoutFiles(
+            folder / "notes.jsonl", folder / "phi_spans.jsonl", folder / "records.jsonl"
+        )
+        with files.notes.open("w", encoding="utf-8") as nf, files.spans.open("w") as sf:
             for note in self.notes:
                 row = {k: getattr(note, k) for k in ("patient_id", "note_id", "style", "text")}
                 nf.write(json.dumps(row, ensure_ascii=False) + "\n")
                 sf.write(phi_line(note).model_dump_json() + "\n")
-        return notes_path, spans_path
+        with files.records.open("w", encoding="utf-8", newline="\n") as rf:
+            for record in self.records():
+                rf.write(record_to_json(record) + "\n")
+        return files
+
+
+class HeldoutFiles(NamedTuple):
+    """The files :meth:`HeldoutCorpus.write` writes."""
+
+    notes: Path
+    spans: Path
+    records: Path
+
+
+# The record note type of each style (llm.data.schema.NOTE_TYPES).
+NOTE_TYPE_OF_STYLE = {
+    "nursing_note": "nursing_note",
+    "discharge_summary": "discharge_summary",
+    "radiology_report": "radiology_report",
+    "portal_message": "other",
+    "referral_letter": "other",
+}
+# Records need an encounter time; the notes carry their own dates in their text. Its year
+# is the year the de-identifier assumes for dates written without one.
+ENCOUNTER_TIME = "2020-01-01T00:00:00"
+
+
+def patient_record(patient_id: str, notes: list[HeldoutNote]) -> PatientRecord:
+    """A patient's notes as a record: one encounter at :data:`ENCOUNTER_TIME` holding them all.
+
+    Note ids and texts are the corpus's, so spans line up; demographics are left unknown
+    (the corpus plants ages and sexes in the text only).
+    """
+    return PatientRecord(
+        patient_id=patient_id,
+        encounters=[
+            Encounter(
+                encounter_id=f"{patient_id}-E1",
+                time=ENCOUNTER_TIME,
+                notes=[
+                    Note(note_id=n.note_id, type=NOTE_TYPE_OF_STYLE[n.style], text=n.text)
+                    for n in notes
+                ],
+            )
+        ],
+        source="heldout",
+    )
 
 
 def phi_line(note: HeldoutNote) -> NotePhi:

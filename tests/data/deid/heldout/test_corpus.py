@@ -117,7 +117,7 @@ def test_written_spans_file_reads_back_with_origins_and_terms(
     corpus: HeldoutCorpus, tmp_path: Path
 ) -> None:
     small = HeldoutCorpus(corpus.seed, corpus.notes[:20])
-    _, spans_path = small.write(tmp_path)
+    spans_path = small.write(tmp_path).spans
     gold = read_phi_spans(spans_path)
     assert gold.keys() == small.gold().keys()
     for key, entry in small.gold(types="entity").items():
