@@ -153,19 +153,44 @@ class MrnRecognizer(RegexRecognizer):
 
 
 class SsnRecognizer(RegexRecognizer):
-    """US social security numbers: ``123-45-6789``, or 9 digits after an SSN label."""
+    """US social security numbers.
+
+    ``123-45-6789`` anywhere; ``123 45 6789`` and ``123.45.6789`` anywhere when the number
+    could be issued (area not 000, 666 or 9xx, group not 00, serial not 0000); and nine
+    digits, grouped or not, up to 40 characters after an SSN label on the same line
+    (``SSN on file: 123456789``).
+    """
+
+    LABEL = (
+        r"(?i:\bSSN|\bSS\s*#|\bSS\s+no\.?|\bsocial\s+security|\bsoc\.?\s*sec\.?"
+        r"|\bSSA\s+(?:number|no|#))"
+    )
 
     def __init__(self) -> None:
         super().__init__(
             "SSN",
             _patterns(r"(?<![\w-])(?P<phi>\d{3}-\d{2}-\d{4})(?![\w-])", score=0.85)
+            + _patterns(r"(?<![\w\-.])(?P<phi>\d{3}([ .])\d{2}\2\d{4})(?![\w\-]|[ .]\d)", score=0.7)
             + _patterns(
-                r"(?i:SSN|SS#|social\s+security(?:\s+(?:number|no\.?|#))?)\s*[:#]?\s*"
-                r"(?P<phi>\d{3}[- ]?\d{2}[- ]?\d{4})(?!\d)",
+                rf"{self.LABEL}[^\n\d]{{0,40}}?(?<!\d)"
+                r"(?P<phi>\d{3}[- .]?\d{2}[- .]?\d{4})(?![\d\-])",
                 score=0.95,
             ),
             name="SsnRecognizer",
         )
+
+    def classify(self, text: str, start: int, end: int) -> tuple[str, int, int] | None:
+        digits = re.sub(r"\D", "", text[start:end])
+        labelled = re.search(self.LABEL, text[max(0, start - 48) : start])
+        issuable = digits[:3] not in ("000", "666") and digits[0] != "9"
+        issuable = issuable and digits[3:5] != "00" and digits[5:] != "0000"
+        if (
+            not labelled
+            and not issuable
+            and not re.fullmatch(r"\d{3}-\d{2}-\d{4}", text[start:end])
+        ):
+            return None
+        return self.entity, start, end
 
 
 class PhoneFaxRecognizer(RegexRecognizer):
@@ -210,21 +235,56 @@ class EmailRecognizer(RegexRecognizer):
 
 
 class AgeOver89Recognizer(RegexRecognizer):
-    """Ages of 90 and over (HIPAA Safe Harbor leaves younger ages alone)."""
+    """Ages of 90 and over (HIPAA Safe Harbor leaves younger ages alone).
+
+    The age is taken with an age word next to it (``92-year-old``, ``93 yo F``, ``a 91 y/o``,
+    ``98M``, ``aged 93``, ``at the age of 94``, ``95th birthday``), in a sex-and-age shorthand
+    (``(M, 98)``, ``(98 F)``, ``92/F``, ``Age/Sex: 96/M``), or after a person and a verb
+    (``She is 90 now``, ``he turned 101``) when no unit follows it.
+    """
 
     def __init__(self) -> None:
         n = r"(?<![\d.])(?P<phi>9\d|1[0-2]\d)"
+        # a number with a unit or a fraction after it is a measurement, not an age
+        not_measure = (
+            r"(?![\d.,/:%]\d|[\d%/]|[ \t]*(?i:mg|mcg|kg|lbs?|pounds|g\b|ml|cm|mm|in\b|inches"
+            r"|percent|%|mmhg|bpm|beats|breaths|degrees|°|f\b|min|minutes|sec|seconds|hours?"
+            r"|days?|weeks?|months?|units|on\s+(?:room|ra|\d)|over|/))"
+        )
+        person = (
+            r"(?i:\b(?:he|she|they|patient|pt|who|mother|father|mom|dad|wife|husband|grandmother"
+            r"|grandfather|grandma|grandpa|aunt|uncle|resident|client|i)\s+(?:is|was|will\s+be|has"
+            r"\s+turned|just\s+turned|turned|turns|turning|'s|is\s+now|was\s+now)"
+            r"(?:\s+(?:now|almost|nearly|about|only|already|just))?\s+)"
+        )
         super().__init__(
             "AGE",
             _patterns(
                 rf"{n}(?:[ \t]*|-)(?i:years?|yrs?|y)(?:[ \t]*|-)(?i:old|of\s+age)",
-                rf"{n}[ \t]*(?i:y/o|y\.o\.|yo|yr?s?)(?![A-Za-z])",
+                rf"{n}[ \t]*-?[ \t]*(?i:y/o|y\.o\.?|yo|yr?s?)(?:[MF]\b|(?![A-Za-z]))",
                 rf"{n}(?:M|F)\b",
-                r"(?i:\bage[d:]?|\baged)[ \t:]*(?P<phi>9\d|1[0-2]\d)(?!\d|\.\d)",
+                r"(?i:\bage[d:]?|\baged|\bage\s+of|\bage/(?:sex|gender))[ \t:]*"
+                r"(?P<phi>9\d|1[0-2]\d)(?!\d|\.\d)",
+                rf"{n}(?i:st|nd|rd|th)[ \t]+(?i:birthday)",
+                rf"\([ \t]*(?:[MF]|(?i:male|female))[ \t]*[,/][ \t]*{n}[ \t]*\)",
+                rf"\({n}[ \t]*[,/]?[ \t]*(?:[MF]|(?i:male|female))[ \t]*\)",
+                rf"(?<![\w/]){n}/(?:[MF])\b(?!/)",
+                rf"(?<![\w/])[MF]/{n}(?![\d/.])",
+                rf"{person}{n}{not_measure}",
                 score=0.85,
             ),
             name="AgeOver89Recognizer",
         )
+
+    _TEMPERATURE = re.compile(r"(?i)\b(?:temp\w*|t|tmax|tm|febrile|afebrile|fever)\b[^\n]{0,12}$")
+
+    def classify(self, text: str, start: int, end: int) -> tuple[str, int, int] | None:
+        # "T 98F", "Tmax 99 F (37.2 C)": a temperature in Fahrenheit, not a 98-year-old woman
+        if re.match(r"[ \t]*(?:°|F\b|deg)", text[end : end + 5]) and self._TEMPERATURE.search(
+            text[max(0, start - 20) : start]
+        ):
+            return None
+        return self.entity, start, end
 
 
 class DateRecognizer(LocalRecognizer):
@@ -292,7 +352,10 @@ class AddressRecognizer(RegexRecognizer):
             _patterns(
                 rf"{street}(?:,?[ \t]+{city_state})?",
                 rf"(?<![\w])(?P<phi>{city_state})",
-                r"(?i:zip(?:\s*code)?)[ \t:#]*(?P<phi>\d{5}(?:-\d{4})?)(?!\d)",
+                r"(?i:zip(?:\s*code)?|postal\s+code|post\s*code)(?:[ \t]+(?:is|of))?[ \t:#]*"
+                r"(?P<phi>\d{5}(?:-\d{4})?)(?!\d)",
+                # a ZIP after a state, with or without the city and comma: "OH 45402"
+                rf"(?<![\w])(?:{_STATE_ANY})\.?,?[ \t]+(?P<phi>{_ZIP})(?![\d\-])",
                 score=0.85,
             ),
             name="AddressRecognizer",

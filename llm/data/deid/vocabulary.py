@@ -12,6 +12,7 @@ else in the lexicons is taken as a name where it stands.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 from llm.data.deid.recognizers import NOT_NAME_WORDS, load_lexicon
@@ -21,19 +22,61 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(w.lower() for w in text.split())
 
 
-# Eponyms of diseases, signs, scores and procedures.
+# Eponyms of diseases, signs, scales, scores, tests, procedures and devices that are names only
+# with context; each part of a hyphenated one too (Guillain-Barre, Osgood-Schlatter, Swan-Ganz).
+# Common first names and surnames (Thomas, Jones, Marie, Smith) are not here: they are
+# eponyms only in a phrase (EPONYM_PARTNERS, :func:`eponym_spans`).
 EPONYMS = _words(
     """addison alzheimer apgar asperger babinski baker barrett bell bence berger boerhaave bowen
-    broca brugada budd chiari burkitt charcot chvostek colles conn crohn cushing dandy down
-    duchenne dupuytren ebstein ehlers danlos epstein barr ewing fallot foley gilbert glasgow
-    graves guillain hashimoto heimlich hirschsprung hodgkin holter homan huntington kaposi
-    kawasaki kernig klinefelter korsakoff kussmaul lyme mallory weiss marfan meckel meniere
-    murphy osler paget parkinson peyronie pick raynaud reiter reye rinne romberg schilling
-    sjogren sjögren stevens johnson swan ganz tourette trendelenburg trousseau turner virchow
-    von willebrand wegener weber wernicke whipple wilms wilson wolff white zenker kegel allen
-    cheyne stokes doppler gram hartmann nissen roux billroth bankart lachman mcmurray phalen
-    tinel finkelstein spurling hoffman hoffmann thompson valsalva heberden bouchard"""
+    broca brugada budd chiari burkitt charcot chvostek colles conn crohn cushing dandy down duchenne
+    dupuytren ebstein ehlers danlos epstein barr ewing fallot foley gilbert glasgow graves
+    guillain hashimoto heimlich hirschsprung hodgkin holter homan huntington kaposi kawasaki
+    kernig klinefelter korsakoff kussmaul lyme mallory weiss marfan meckel meniere murphy osler
+    paget parkinson peyronie pick raynaud reiter reye rinne romberg schilling sjogren sjögren
+    stevens johnson swan ganz tourette trendelenburg trousseau turner virchow von willebrand
+    wegener weber wernicke whipple wilms wilson wolff white zenker kegel allen cheyne stokes
+    doppler gram hartmann nissen roux billroth bankart lachman mcmurray phalen tinel
+    finkelstein spurling hoffman hoffmann thompson valsalva heberden bouchard barre barré
+    braden osgood schlatter brudzinski mcburney homans reynolds pfannenstiel kocher ménière
+    behcet behçet buerger chagas fanconi gaucher goodpasture munchausen pompe prinzmetal
+    takayasu waldenstrom waldenström kienbock kienböck scheuermann sudeck tietze quervain
+    monteggia galeazzi lisfranc chopart maisonneuve tillaux segond creutzfeldt legg calve calvé
+    perthes zollinger henoch schonlein schönlein sturge hippel peutz jeghers wiskott digeorge
+    prader angelman rett patau fabry hurler lhermitte wallenberg chaddock parinaud brushfield
+    lisch menkes eisenmenger kartagener pickwickian kerley westermark ghon pancoast krukenberg
+    merkel dressler janeway duroziez quincke traube rovsing courvoisier kehr felty apert
+    crouzon koplik nikolsky auspitz darier koebner köbner gottron muehrcke adson gaenslen
+    yergason ortolani apley thessaly durkan froment wartenberg kanavel tzanck ziehl neelsen
+    giemsa papanicolaou coombs mantoux schirmer snellen amsler hallpike epley semont crede
+    credé naegele mcroberts zavanelli ritgen kielland dubowitz mallampati cormack lehane killip
+    karnofsky barthel folstein spetzler schatzker gustilo gleason breslow ranson blatchford
+    rockall caprini waterlow centor mcisaac hinchey truelove bazett fridericia sokolow hickman
+    broviac groshong tenckhoff mahurkar penrose malecot pezzer coude coudé yankauer dobhoff
+    sengstaken blakemore guedel ambu venturi bovie metzenbaum babcock debakey satinsky
+    bookwalter weitlaner kerrison castroviejo ilizarov kirschner schanz pavlik maylard cherney
+    shouldice bassini mcvay stoppa ramstedt fontan blalock taussig rastelli bentall senning
+    jatene seldinger judkins amplatz mikulicz mitrofanoff latarjet lapidus ponseti girdlestone
+    hardinge judet letournel langenbeck lopresti toupet roux-en-y jacksonian parkinsonian
+    parkinsonism cushingoid addisonian""",
 )
+# Common names that are eponyms only in a phrase: before a disease, sign, scale, device...
+# ("Jones fracture", "Bence Jones protein") or hyphenated with an eponym ("Charcot-Marie-Tooth").
+EPONYM_PARTNERS = _words(
+    """marie tooth jones jakob arnold walker ellison pugh child salter harris smith barton bennett
+    hunter becker williams edwards lynch gardner noonan hunt hess ramsay todd lennox sachs
+    lambert eaton gunn marcus holmes adie argyll robertson hutchinson pierre robin treacher
+    collins terry lindsay roth austin flint graham steell wood wright thomas patrick barlow
+    allis simmonds gordon oppenheim kennedy mayo miller macintosh levin salem blake pratt
+    jackson glenn norwood ross heller ladd burch brooke turnbull keller harrington fisher
+    martin clark rankin katz lawton morse norton tanner ballard finnegan wagner fontaine
+    rutherford lyon dukes alvarado balthazar hampton osborn plummer vinson sheehan ogilvie
+    fraumeni aldrich lindau churg strauss libman crigler najjar dubin sever still pott hill
+    mobitz wenckebach beck lown ludwig gaenslen hawkins neer jobe speed ober mcdonald
+    shirodkar bartholin skene douglas morison hesselbach spigelian richter littre amyand
+    grey flint hoover bishop garden pauwels ishihara kasai tay corrigan fleischer kayser luque
+    willi lauge steinmann niemann unterberger kock löffler loeffler""",
+)
+_TITLES = frozenset("mr mrs ms miss mx dr doctor prof nurse".split())  # noqa: SIM905
 
 # Drug names (generic and brand) that collide with name spellings or come up in notes.
 DRUGS = _words(
@@ -175,5 +218,82 @@ def context_free_names(kind: str) -> frozenset[str]:
 
 
 def is_protected(word: str) -> bool:
-    """Whether a word (any case) is a clinical term or common word (see :func:`protected_words`)."""
-    return word.lower().strip(".,;:'’") in protected_words()
+    """Whether a word (any case) is a clinical term or common word (see :func:`protected_words`).
+
+    A hyphenated word is protected when it is as a whole (``Guillain-Barre``) or when each of
+    its parts is a protected word or an eponym's partner and one at least is an eponym
+    (``Charcot-Marie-Tooth``, ``Wolff-Parkinson-White``, not ``Jean-Marie``); a possessive
+    ``'s`` is left out (``Crohn's``).
+    """
+    protected = protected_words()
+    key = re.sub(r"['’]s?$", "", word.lower().strip(".,;:'’()"))
+    if key in protected:
+        return True
+    parts = [p for p in key.split("-") if p]
+    return (
+        len(parts) > 1
+        and any(p in EPONYMS for p in parts)
+        and all(p in protected or p in EPONYM_PARTNERS or p in ("en", "y") for p in parts)
+    )
+
+
+# an eponym followed by what it names: "Braden scale", "Charcot-Marie-Tooth disease", "Foley
+# catheter", "Murphy's sign"; a name in such a phrase is a clinical term, never PHI
+_EPONYM_HEAD = (
+    r"(?:['’]s?)?[ \t]+(?:disease|syndrome|palsy|sign|signs|scale|score|test|tests|maneuver"
+    r"|manoeuvre|reflex|triad|phenomenon|procedure|operation|repair|fundoplication|catheter|tube"
+    r"|drain|bag|criteria|classification|grade|stage|staging|fracture|ulcer|lymphoma|sarcoma"
+    r"|tumou?r|disorder|deformity|contracture|aneurysm|diverticulum|node|nodes|point|incision"
+    r"|position|pouch|anastomosis|encephalopathy|psychosis|aphasia|area|virus|coma|index"
+    r"|protein|proteins|gastric|bypass|limb|loop|mask|valve|blade|collar|splint|lamp|stain"
+    r"|criterion|rule|rules|law|pentad|tetrad|lesion|lesions|nodule|nodules|spots?|line|lines"
+    r"|cells?|body|bodies|angina|hernia|paralysis|neuropathy|neuralgia|cyst|ring|rings"
+    r"|positive|negative|pump|filter|clamp|forceps|retractor|scissors|respirations?|breathing"
+    r"|rhythm|block|waves?|ratio|sarcoma|leukemia|hypothesis|reaction|response)\b"
+)
+
+
+_PARTNER_HEAD = re.compile(
+    r"[ \t]+(?:disease|syndrome|sign|test|fracture|criteria|score|scale|protein|procedure"
+    r"|operation|repair|catheter|tube|drain|classification|maneuver|manoeuvre|reflex|palsy"
+    r"|paralysis|angina|hernia|nodes?|point|incision|blade|collar|mask|pouch|triad|pentad"
+    r"|phenomenon|anomaly|deformity|contracture)\b",
+    re.IGNORECASE,
+)
+
+
+@cache
+def _eponym_phrase() -> re.Pattern[str]:
+    names = {w for w in EPONYMS | EPONYM_PARTNERS if len(w) >= 3 and re.fullmatch(r"[^\W\d]+", w)}
+    word = "|".join(sorted(names, key=len, reverse=True))
+    # one eponym or several joined by hyphens or spaces, "en" and "y" inside (Roux-en-Y)
+    chain = rf"(?:{word})(?:(?:[ \t]*-[ \t]*|[ \t]+)(?:{word}|en|y)\b)*"
+    return re.compile(rf"(?<![\w\-])(?P<eponym>{chain})(?={_EPONYM_HEAD})", re.IGNORECASE)
+
+
+def eponym_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of eponyms in use: an eponym before its disease, sign, scale, device...
+
+    ``Braden scale``, ``Guillain-Barre syndrome``, ``Charcot-Marie-Tooth disease``, ``Foley
+    catheter``, ``Crohn's``. A NAME detection inside one of these spans is a clinical term.
+
+    Args:
+        text: the note.
+
+    Returns:
+        ``(start, end)`` of the eponym words (the term after them excluded), in text order.
+    """
+    spans = []
+    for m in _eponym_phrase().finditer(text):
+        words = re.split(r"[\s\-]+", m.group().lower())
+        before = re.findall(r"[A-Za-z]+", text[max(0, m.start() - 8) : m.start()])
+        if before and before[-1].lower() in _TITLES:
+            continue  # "Dr. Murphy's test results": a person
+        if all(w not in EPONYMS for w in words):
+            # a common name before a word that also follows people ("Jones negative for flu",
+            # "Mr. Smith's fracture") is a person: partners need an unambiguous term, no 's
+            head = _PARTNER_HEAD.match(text, m.end())
+            if head is None:
+                continue  # "Smith's fracture" may be the patient's; "Smith fracture" is an eponym
+        spans.append(m.span())
+    return spans
