@@ -41,6 +41,7 @@ from llm.data.deid.keys import MIN_KEY_BYTES, STRATEGIES
 from llm.data.deid.nlp import EntityOnlySpacyNlpEngine, PatternContextEnhancer, ensure_pipeline
 from llm.data.deid.recognizers import NOT_NAME_WORDS, clinical_recognizers
 from llm.data.deid.surrogates import SurrogateFactory
+from llm.data.deid.vocabulary import eponym_spans
 from llm.data.phi import PHI_ENTITIES
 from llm.errors import BadInputError
 
@@ -144,6 +145,19 @@ def real_values(texts: Sequence[str], detections: Sequence[Sequence[Detection]])
             elif d.entity_type == "HOSPITAL":
                 out.add(span.lower())
     return frozenset(out)
+
+
+def _without_eponyms(text: str, detections: list[Detection]) -> list[Detection]:
+    """Drop NAME detections that lie inside an eponym in use (``Charcot-Marie-Tooth disease``:
+    ``Marie`` is in the name lists, but here it is part of a clinical term)."""
+    spans = eponym_spans(text)
+    if not spans:
+        return detections
+    return [
+        d
+        for d in detections
+        if d.entity_type != "NAME" or not any(s <= d.start and d.end <= e for s, e in spans)
+    ]
 
 
 class Deidentifier:
@@ -289,7 +303,10 @@ class Deidentifier:
         Returns:
             Merged detections per text, in the order of ``texts``.
         """
-        per_text = self._analyze_batch(texts)
+        per_text = [
+            _without_eponyms(text, dets)
+            for text, dets in zip(texts, self._analyze_batch(texts), strict=True)
+        ]
         words = {
             part
             for text, dets in zip(texts, per_text, strict=True)
@@ -310,9 +327,8 @@ class Deidentifier:
                 for m in pattern.finditer(text)
                 if not _EPONYM_USE.match(text, m.end())
             ]
-            out.append(
-                join_adjacent_names(text, merge_detections([*dets, *extra]) if extra else dets)
-            )
+            merged = merge_detections([*dets, *extra]) if extra else dets
+            out.append(join_adjacent_names(text, _without_eponyms(text, merged)))
         return out
 
     # -------------------------------------------------------------- replacement

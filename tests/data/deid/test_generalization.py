@@ -210,6 +210,27 @@ def test_propagation_leaves_eponyms_in_use(tagger: Deidentifier) -> None:
     assert per_note[1][0].start == notes[1].index("Graves to")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "History of Charcot-Marie-Tooth disease, ambulates with AFOs.",
+        "Guillain-Barre syndrome in 2019; Braden scale 14.",
+        "Seen by Marie Okafor for Charcot-Marie-Tooth disease follow-up.",
+    ],
+)
+def test_no_name_is_found_inside_an_eponym_in_use(tagger: Deidentifier, text: str) -> None:
+    for term in ("Charcot-Marie-Tooth", "Guillain-Barre", "Braden"):
+        if term in text:
+            assert covered(tagger, text, term) is None
+            start = text.index(term)
+            inside = [
+                d for d in tagger.analyze_patient([text])[0] if start <= d.start < start + len(term)
+            ]
+            assert inside == []
+    if "Marie Okafor" in text:  # the person keeps her name found
+        assert covered(tagger, text, "Marie Okafor") == "NAME"
+
+
 # ---------------------------------------------------------------- the statistical NER
 @pytest.mark.parametrize(
     ("label", "text", "after", "expected"),
