@@ -81,6 +81,30 @@ NOTES_P2: list[tuple[str, list[tuple[str, str]]]] = [
 ]
 
 
+def found(deid: Deidentifier, text: str) -> list[tuple[str, str]]:
+    """``(span text, entity type)`` of every detection in ``text`` (patient-level analysis)."""
+    return [(text[d.start : d.end], d.entity_type) for d in deid.analyze_patient([text])[0]]
+
+
+def covered(deid: Deidentifier, text: str, phi: str) -> str | None:
+    """The type of the detection that covers all of ``phi`` in ``text``, else ``None``."""
+    start = text.index(phi)
+    end = start + len(phi)
+    for d in deid.analyze_patient([text])[0]:
+        if d.start <= start and end <= d.end:
+            return d.entity_type
+    return None
+
+
+def touched(deid: Deidentifier, text: str, part: str) -> list[str]:
+    """Types of the detections that overlap ``part`` of ``text``."""
+    start = text.index(part)
+    end = start + len(part)
+    return [
+        d.entity_type for d in deid.analyze_patient([text])[0] if d.start < end and start < d.end
+    ]
+
+
 def first_span(text: str, phi: str) -> tuple[int, int]:
     """Offsets of ``phi`` (trailing context words like ``is`` stripped) in ``text``."""
     start = text.index(phi)

@@ -16,28 +16,13 @@ from llm.data.deid.ner import ModelIntegrityError, map_entity, model_path, verif
 from llm.data.phi import PHI_ENTITIES
 from llm.errors import BadInputError
 
-from .conftest import KEY
+from .conftest import KEY, covered, found
 
 
 @pytest.fixture(scope="module")
 def rules(spacy_cache: Path) -> Deidentifier:
     """The earlier rule-only engine."""
     return Deidentifier(strategy="tag", key=KEY, cache_dir=spacy_cache, ner="rules")
-
-
-def found(deid: Deidentifier, text: str) -> list[tuple[str, str]]:
-    """``(span text, entity type)`` of every detection in ``text`` (patient-level analysis)."""
-    return [(text[d.start : d.end], d.entity_type) for d in deid.analyze_patient([text])[0]]
-
-
-def covered(deid: Deidentifier, text: str, phi: str) -> str | None:
-    """The type of the detection that covers all of ``phi`` in ``text``, else ``None``."""
-    start = text.index(phi)
-    end = start + len(phi)
-    for d in deid.analyze_patient([text])[0]:
-        if d.start <= start and end <= d.end:
-            return d.entity_type
-    return None
 
 
 # ---------------------------------------------------------------- new identifier types

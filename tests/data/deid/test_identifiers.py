@@ -12,24 +12,7 @@ from llm.data.deid.engine import Deidentifier
 from llm.data.deid.identifiers import vin_check_digit_ok
 from llm.data.deid.vocabulary import eponym_spans, is_protected
 
-
-def covered(deid: Deidentifier, text: str, phi: str) -> str | None:
-    """The type of the detection that covers all of ``phi`` in ``text``, else ``None``."""
-    start = text.index(phi)
-    end = start + len(phi)
-    for d in deid.analyze_patient([text])[0]:
-        if d.start <= start and end <= d.end:
-            return d.entity_type
-    return None
-
-
-def touched(deid: Deidentifier, text: str, part: str) -> list[str]:
-    """Types of the detections that overlap ``part`` of ``text``."""
-    start = text.index(part)
-    end = start + len(part)
-    return [
-        d.entity_type for d in deid.analyze_patient([text])[0] if d.start < end and start < d.end
-    ]
+from .conftest import covered, touched
 
 
 # ---------------------------------------------------------------- licences and certificates

@@ -8,11 +8,7 @@ import pytest
 
 from llm.data.deid.engine import Deidentifier
 
-from .conftest import KEY
-
-
-def found(deid: Deidentifier, text: str) -> list[tuple[str, str]]:
-    return [(text[d.start : d.end], d.entity_type) for d in deid.analyze_patient([text])[0]]
+from .conftest import KEY, found
 
 
 @pytest.mark.parametrize(
