@@ -26,7 +26,7 @@ import re
 import shutil
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -92,14 +92,7 @@ class BurnedInCounts:
 
     def to_dict(self) -> dict[str, Any]:
         """The counts as a JSON object."""
-        return {
-            "checked": self.checked,
-            "redacted_images": self.redacted_images,
-            "redacted_words": self.redacted_words,
-            "unchecked": self.unchecked,
-            "undecodable": self.undecodable,
-            "skip_reason": self.skip_reason,
-        }
+        return asdict(self)
 
 
 def skip_message(counts: BurnedInCounts) -> str | None:
