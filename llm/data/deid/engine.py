@@ -47,6 +47,7 @@ from llm.errors import BadInputError
 
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpArtifacts
     from presidio_anonymizer import AnonymizerEngine
 
 Strategy = Literal["tag", "surrogate"]
@@ -147,10 +148,12 @@ def real_values(texts: Sequence[str], detections: Sequence[Sequence[Detection]])
     return frozenset(out)
 
 
-def _without_eponyms(text: str, detections: list[Detection]) -> list[Detection]:
-    """Drop NAME detections that lie inside an eponym in use (``Charcot-Marie-Tooth disease``:
-    ``Marie`` is in the name lists, but here it is part of a clinical term)."""
-    spans = eponym_spans(text)
+def _without_eponyms(
+    detections: list[Detection], spans: Sequence[tuple[int, int]]
+) -> list[Detection]:
+    """Drop NAME detections that lie inside an eponym in use (``spans``, from
+    :func:`~llm.data.deid.vocabulary.eponym_spans`): in ``Charcot-Marie-Tooth disease``,
+    ``Marie`` is in the name lists but is part of a clinical term."""
     if not spans:
         return detections
     return [
@@ -250,14 +253,21 @@ class Deidentifier:
         assert self._analyzer is not None and self._anonymizer is not None
         return self._analyzer, self._anonymizer
 
-    def analyze(self, text: str) -> list[Detection]:
-        """PHI spans of one text, merged so that none overlap, in text order."""
+    def analyze(self, text: str, nlp_artifacts: NlpArtifacts | None = None) -> list[Detection]:
+        """PHI spans of one text, merged so that none overlap, in text order.
+
+        Args:
+            text: the text.
+            nlp_artifacts: the spaCy pipeline's results for ``text`` when a batch already
+                ran it (:meth:`analyze_patient`); computed here otherwise.
+        """
         analyzer, _ = self._engines()
         results = analyzer.analyze(
             text=text,
             language="en",
             entities=list(PHI_ENTITIES),
             score_threshold=self.score_threshold,
+            nlp_artifacts=nlp_artifacts,
         )
         return merge_detections(
             [Detection(r.start, r.end, r.entity_type, r.score) for r in results]
@@ -268,26 +278,14 @@ class Deidentifier:
         if self.ner == "rules" or len(texts) < 2:
             return [self.analyze(t) for t in texts]
         analyzer, _ = self._engines()
-        out: list[list[Detection]] = []
         engine = analyzer.nlp_engine
         assert isinstance(engine, EntityOnlySpacyNlpEngine)
         # the pipeline run here, not through process_batch: that rebuilds each text from its doc
         docs = engine.get_nlp("en").pipe(texts, batch_size=64)
-        for text, doc in zip(texts, docs, strict=True):
-            artifacts = engine._doc_to_nlp_artifact(doc, "en")
-            results = analyzer.analyze(
-                text=text,
-                language="en",
-                entities=list(PHI_ENTITIES),
-                score_threshold=self.score_threshold,
-                nlp_artifacts=artifacts,
-            )
-            out.append(
-                merge_detections(
-                    [Detection(r.start, r.end, r.entity_type, r.score) for r in results]
-                )
-            )
-        return out
+        return [
+            self.analyze(text, engine._doc_to_nlp_artifact(doc, "en"))
+            for text, doc in zip(texts, docs, strict=True)
+        ]
 
     def analyze_patient(self, texts: Sequence[str]) -> list[list[Detection]]:
         """Analyze all notes of one patient, then look for every name found in each of them.
@@ -303,9 +301,10 @@ class Deidentifier:
         Returns:
             Merged detections per text, in the order of ``texts``.
         """
+        eponyms = [eponym_spans(text) for text in texts]
         per_text = [
-            _without_eponyms(text, dets)
-            for text, dets in zip(texts, self._analyze_batch(texts), strict=True)
+            _without_eponyms(dets, spans)
+            for dets, spans in zip(self._analyze_batch(texts), eponyms, strict=True)
         ]
         words = {
             part
@@ -321,14 +320,14 @@ class Deidentifier:
         variants = sorted({v for w in words for v in (w, w.upper())}, key=len, reverse=True)
         pattern = re.compile(rf"(?<![\w'’\-])(?:{'|'.join(map(re.escape, variants))})(?![\w\-])")
         out: list[list[Detection]] = []
-        for text, dets in zip(texts, per_text, strict=True):
+        for text, dets, spans in zip(texts, per_text, eponyms, strict=True):
             extra = [
                 Detection(m.start(), m.end(), "NAME", 0.5)
                 for m in pattern.finditer(text)
                 if not _EPONYM_USE.match(text, m.end())
             ]
             merged = merge_detections([*dets, *extra]) if extra else dets
-            out.append(join_adjacent_names(text, _without_eponyms(text, merged)))
+            out.append(join_adjacent_names(text, _without_eponyms(merged, spans)))
         return out
 
     # -------------------------------------------------------------- replacement
