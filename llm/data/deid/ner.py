@@ -250,12 +250,16 @@ class WindowedNer:
                 text = doc.user_data.get(TEXT_KEY) or doc.text
                 jobs.extend((doc, a, text[a:b]) for a, b in self._ranges(doc, text))
             spans: dict[int, list[Span]] = {id(doc): [] for doc in batch}
+            # each doc's token start offsets, read once: a character's token by searchsorted
+            token_starts: dict[int, Any] = {}
             if jobs and self.ner is not None:
                 found = self._window_entities([piece for _, _, piece in jobs])
                 for doc, a, piece in jobs:
                     if not found[piece]:
                         continue
-                    starts = doc.to_array([IDX])  # token of a character: searchsorted, not a scan
+                    starts = token_starts.get(id(doc))
+                    if starts is None:
+                        starts = token_starts[id(doc)] = doc.to_array([IDX])
                     for start_char, end_char, label in found[piece]:
                         i = int(numpy.searchsorted(starts, a + start_char, side="right")) - 1
                         j = int(numpy.searchsorted(starts, a + end_char - 1, side="right"))
