@@ -26,7 +26,6 @@ is a false positive. Everything reported is a count or a ratio, never text.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,11 +34,11 @@ from pydantic import ValidationError
 from llm.data.io import format_loc
 from llm.data.phi import PHI_ENTITIES, NotePhi
 from llm.errors import BadInputError, RecordError
+from llm.intervals import wilson_interval
 
 Span = tuple[int, int, str]
 # Groups with fewer true names than this are reported but not ranked for the worst group.
 MIN_GROUP = 30
-Z_95 = 1.959963984540054
 
 
 @dataclass
@@ -62,17 +61,6 @@ class GoldNote:
     """``{index into spans: (country, region)}`` for name spans whose origin is known."""
     keep: list[Span] = field(default_factory=list)
     """Clinical terms that must stay intact: ``(start, end, kind)``."""
-
-
-def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float] | None:
-    """Wilson score interval of a binomial proportion (95% by default); ``None`` when ``n`` is 0."""
-    if n == 0:
-        return None
-    p = successes / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass

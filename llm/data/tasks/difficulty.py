@@ -19,8 +19,8 @@ from typing import Any
 
 from llm.errors import BadInputError
 from llm.files import parse_json_line
-
-Z_95 = 1.959963984540054
+from llm.intervals import Z_95
+from llm.intervals import wilson_interval as proportion_interval
 
 
 @dataclass(frozen=True)
@@ -75,23 +75,12 @@ class PredictorScores:
 
 
 def wilson_interval(correct: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``correct / n``.
-
-    Args:
-        correct: successes.
-        n: trials.
-        z: normal quantile (1.96 for 95%).
+    """Wilson score interval of ``correct / n``, by :func:`llm.intervals.wilson_interval`.
 
     Returns:
-        (low, high); (NaN, NaN) when ``n`` is 0.
+        (low, high); (NaN, NaN) when ``n`` is 0, so that tables print it as ``nan``.
     """
-    if n == 0:
-        return (math.nan, math.nan)
-    p = correct / n
-    centre = p + z * z / (2 * n)
-    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    denominator = 1 + z * z / n
-    return (max(0.0, (centre - spread) / denominator), min(1.0, (centre + spread) / denominator))
+    return proportion_interval(correct, n, z) or (math.nan, math.nan)
 
 
 def read_split(dataset_dir: Path, task: str, split: str) -> list[TaskExample]:
