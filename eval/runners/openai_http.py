@@ -7,8 +7,9 @@ to connect, is retried with exponential backoff, honouring the server's
 ``Retry-After``; when every attempt fails the run stops with an error that
 names the URL. The API key is read from an environment variable, sent only in
 the ``Authorization`` header and never written anywhere; prompts and
-completions are never logged (error messages carry status codes and the
-server's error type, not text).
+completions are never logged. Error messages carry the status code and the
+server's error ``type`` and ``code`` only, never the body's message or any other
+body text: an upstream error message may echo the prompt.
 
 Prompts are sent as they are: the server applies its chat template and is
 responsible for its context limit (a too-long prompt is the server's 400).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -31,7 +33,9 @@ from eval.runners.base import Advance, GenerationParams, Prompt, truncate_at_sto
 from llm.errors import BadInputError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-MAX_ERROR_CHARS = 200
+# An error's type or code is reported only when it looks like an identifier: an upstream
+# could put any text (a prompt echo among it) in these fields too.
+_ERROR_TOKEN = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
 class EndpointError(BadInputError):
@@ -59,17 +63,24 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
 
 
 def _error_summary(response: httpx.Response) -> str:
-    """``HTTP 401 (authentication_error: ...)`` from an OpenAI-style error body, shortened."""
-    detail = ""
+    """``HTTP 401 (type authentication_error, code invalid_api_key)`` from an error body.
+
+    Only the status code and the OpenAI error body's ``type`` and ``code`` are kept, and
+    only when they are identifier-like: the ``message`` (and any other body text) may quote
+    the prompt, so it never reaches the exception, the log or the report.
+    """
+    fields: list[str] = []
     try:
         body = response.json()
-        error = body.get("error") if isinstance(body, dict) else None
-        if isinstance(error, dict):
-            kind = error.get("type") or error.get("code") or "error"
-            message = str(error.get("message") or "")[:MAX_ERROR_CHARS]
-            detail = f" ({kind}: {message})" if message else f" ({kind})"
     except ValueError:
-        pass
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        for name in ("type", "code"):
+            value = error.get(name)
+            if isinstance(value, str) and _ERROR_TOKEN.match(value):
+                fields.append(f"{name} {value}")
+    detail = f" ({', '.join(fields)})" if fields else ""
     return f"HTTP {response.status_code}{detail}"
 
 

@@ -98,13 +98,35 @@ def test_connection_errors_are_retried() -> None:
 
 
 def test_client_errors_are_not_retried_and_name_the_url() -> None:
-    denied = {"error": {"message": "bad key", "type": "authentication_error"}}
+    denied = {"error": {"message": "bad key", "type": "authentication_error", "code": "bad_key"}}
     script = Script([(401, {}, denied)])
     runner = _runner(script, model_name="m1")
-    with pytest.raises(EndpointError, match=r"http://model.test/v1/chat/completions: HTTP 401 "
-                                            r"\(authentication_error: bad key\)"):  # fmt: skip
+    expected = r"v1/chat/completions: HTTP 401 \(type authentication_error, code bad_key\)$"
+    with pytest.raises(EndpointError, match=r"http://model.test/" + expected):
         runner.generate([PROMPT], GenerationParams())
     assert len(script.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        # an upstream that echoes the prompt in its message
+        {"message": "context too long: Patient Zyxwvut Qqqname MRN 99887766", "type": "bad"},
+        # ... or puts text in type and code, or answers with a plain-text body
+        {"message": "x", "type": "Zyxwvut Qqqname MRN 99887766", "code": "MRN 99887766"},
+        "Patient Zyxwvut Qqqname MRN 99887766",
+    ],
+)
+def test_upstream_error_text_never_reaches_the_error(error: object) -> None:
+    body = {"error": error} if isinstance(error, dict) else error
+    script = Script([(400, {}, body)])
+    runner = _runner(script, model_name="m1")
+    with pytest.raises(EndpointError) as caught:
+        runner.generate([PROMPT], GenerationParams())
+    message = str(caught.value)
+    assert "HTTP 400" in message
+    for canary in ("Zyxwvut", "Qqqname", "99887766", "context too long"):
+        assert canary not in message
 
 
 def test_gives_up_after_the_retries_naming_the_url() -> None:
