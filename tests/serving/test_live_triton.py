@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("tritonclient.grpc.aio")
-openai = pytest.importorskip("openai")
+from tests.real_components import reason
+
+pytest.importorskip("tritonclient.grpc.aio", reason=reason("triton", "no tritonclient"))
+openai = pytest.importorskip("openai", reason=reason("openai", "no openai client"))
 
 from serving.backends.base import BackendSettings  # noqa: E402
 from tests.serving.backends.conftest import text_model  # noqa: E402, F401

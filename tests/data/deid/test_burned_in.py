@@ -28,14 +28,12 @@ from llm.data.deid.burned_in import (
 )
 from llm.data.deid.records import DeidSummary, deidentify_records
 from tests.data.deid.conftest import KEY
+from tests.real_components import import_or_skip, requires, skip_without
 
-deid_data = pytest.importorskip("deid_data", reason="deid-data not installed (dev extra)")
+deid_data = import_or_skip("deid_data", "deid-data")
 DATA = Path(deid_data.__file__).parent / "data"
 
-requires_tesseract = pytest.mark.skipif(
-    ocr_unavailable() is not None,
-    reason="tesseract not installed (apt-get install tesseract-ocr; pip install pytesseract)",
-)
+requires_tesseract = requires("tesseract", ocr_unavailable())
 
 # file in deid-data -> PHI words tesseract reads in its pixels (checked before redaction too)
 BURNED_IN = {
@@ -85,7 +83,7 @@ def _records(root: Path) -> Path:
 def run(tmp_path_factory: pytest.TempPathFactory, spacy_cache: Path) -> Run:
     """``data deid`` (the library) on one record pointing at the three DICOMs."""
     if ocr_unavailable() is not None:
-        pytest.skip("tesseract not installed (apt-get install tesseract-ocr)")
+        skip_without("tesseract", "tesseract not installed")
     root = tmp_path_factory.mktemp("burned-in")
     records = _records(root / "in")
     out = root / "out" / "records.jsonl"

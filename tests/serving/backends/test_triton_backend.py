@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("tritonclient.grpc.aio")
+from tests.real_components import reason
+
+pytest.importorskip("tritonclient.grpc.aio", reason=reason("triton", "no tritonclient"))
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2

