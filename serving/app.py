@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.audit import AuditLog
+from serving.audit import AuditLog, load_audit_key
 from serving.auth import KeyRing, check_exposure, load_keyring
 from serving.backends.base import Backend
 from serving.config import ServeConfig
@@ -50,14 +50,15 @@ def create_app(backend: Backend, config: ServeConfig, keys: KeyRing | None = Non
         The FastAPI application.
 
     Raises:
-        BadInputError: a bad keys file, or no keys while the host is not loopback.
+        BadInputError: a bad keys file, no keys while the host is not loopback, or an audit
+            key that is too short, open to others or unreadable.
     """
     if keys is None:
         keys = load_keyring(config)
     else:
         check_exposure(config, keys)
     metrics = GatewayMetrics(config.served_names())
-    audit = AuditLog(config.audit_log)
+    audit = AuditLog(config.audit_log, load_audit_key(config.audit_key_file))
     gateway = Gateway(backend, config, keys, audit, metrics)
 
     @asynccontextmanager

@@ -10,6 +10,7 @@ untouched. The field descriptions are also the ``clinical-llm serve --help``.
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,31 @@ from serving.backends.base import BackendSettings
 BackendName = Literal["transformers", "vllm", "openai", "triton"]
 
 LOOPBACK_HOSTS = frozenset({"localhost", "ip6-localhost"})
+
+
+def _xdg_dir(variable: str, fallback: str) -> Path:
+    # the XDG base-directory rule: an unset, empty or relative value means the fallback
+    value = os.environ.get(variable, "")
+    base = Path(value) if value and Path(value).is_absolute() else Path.home() / fallback
+    return base / "clinical-llm"
+
+
+def default_state_dir() -> Path:
+    """Where the gateway keeps what it records (the audit log): ``$XDG_STATE_HOME/clinical-llm``.
+
+    Returns:
+        ``$XDG_STATE_HOME/clinical-llm``, or ``~/.local/state/clinical-llm`` when unset.
+    """
+    return _xdg_dir("XDG_STATE_HOME", ".local/state")
+
+
+def default_config_dir() -> Path:
+    """Where the gateway keeps its secrets (the audit key): ``$XDG_CONFIG_HOME/clinical-llm``.
+
+    Returns:
+        ``$XDG_CONFIG_HOME/clinical-llm``, or ``~/.config/clinical-llm`` when unset.
+    """
+    return _xdg_dir("XDG_CONFIG_HOME", ".config")
 
 
 def is_loopback(host: str) -> bool:
@@ -84,8 +110,15 @@ class ServeConfig(BaseModel):
         "when the host is not loopback).",
     )
     audit_log: Path = Field(
-        Path("serve-audit.jsonl"),
-        description="Audit log (JSONL, one line per request; never prompt or completion text).",
+        default_factory=lambda: default_state_dir() / "serve-audit.jsonl",
+        description="Audit log (JSONL, one line per request; never prompt or completion text). "
+        "Default: $XDG_STATE_HOME/clinical-llm/serve-audit.jsonl (~/.local/state/...).",
+    )
+    audit_key_file: Path = Field(
+        default_factory=lambda: default_config_dir() / "audit-hmac.key",
+        description="Key of the audit log's prompt hashes (HMAC-SHA256), created with mode 0600 "
+        "when absent; CLINICAL_LLM_AUDIT_KEY overrides it. Default: "
+        "$XDG_CONFIG_HOME/clinical-llm/audit-hmac.key (~/.config/...), apart from the log.",
     )
     max_body_bytes: int = Field(
         16 * 1024 * 1024,

@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from serving.accounting import RequestLedger, RequestTrace
-from serving.audit import AuditLog, AuditRecord, prompt_sha256
+from serving.audit import AuditLog, AuditRecord
 from serving.auth import Caller, KeyRing
 from serving.backends.base import Backend, GenerationChunk, GenerationRequest
 from serving.config import ServeConfig
@@ -173,7 +173,7 @@ class Gateway:
         record.model = self.metrics.model_label(parsed.model)
         record.stream = parsed.stream
         gen_request, trace.prompt_tokens = self.build_request(parsed, caller, record.request_id)
-        record.prompt_sha256 = prompt_sha256(gen_request.prompt, gen_request.messages)
+        record.prompt_hmac = self.audit.hash_prompt(gen_request.prompt, gen_request.messages)
         if parsed.stream:
             return await self._start_stream(request, parsed, gen_request, record, trace)
         choices = await self._watched(request, trace, self._collect(gen_request, trace))

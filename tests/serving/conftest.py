@@ -4,8 +4,9 @@
 gateway app around a backend (a name from ``serving.backends.BACKENDS`` built
 with ``settings``, or a Backend instance) on a free loopback port in a
 background thread and returns its base URL (``http://127.0.0.1:PORT``; the
-OpenAI client wants ``url.v1``). The audit log goes to the test's tmp_path
-(``url.audit_log``). Every server is stopped when the test ends.
+OpenAI client wants ``url.v1``). The audit log and its key go to the test's
+tmp_path (``url.audit_log``, ``url.config.audit_key_file``). Every server is
+stopped when the test ends.
 """
 
 from __future__ import annotations
@@ -205,6 +206,7 @@ def live_gateway(tmp_path: Path) -> Iterator[LiveGateway]:
             "model_path": backend.settings.model_path,
             "adapters": dict(backend.settings.adapters),
             "audit_log": audit_log,
+            "audit_key_file": tmp_path / "audit-hmac.key",
             "port": 0,
         }
         fields.update(config_overrides or {})

@@ -451,13 +451,13 @@ def test_audit_line_per_request(live_gateway: LiveGateway, fake_backend: FakeBac
     assert chat["key_id"] == "anonymous"
     assert (chat["prompt_tokens"], chat["completion_tokens"]) == (5, 2)
     assert chat["latency_ms"] >= chat["ttft_ms"] > 0
-    assert len(chat["prompt_sha256"]) == 64
+    assert len(chat["prompt_hmac"]) == 64 and len(chat["audit_key_id"]) == 16
     assert streamed["stream"] is True and streamed["model"] == "tiny-notes"
     assert missing["error_type"] == "not_found_error"
     assert len({line["request_id"] for line in lines}) == 3
     assert set(chat) >= {
         "time", "request_id", "key_id", "model", "endpoint", "status", "prompt_tokens",
-        "completion_tokens", "latency_ms", "ttft_ms", "prompt_sha256",
+        "completion_tokens", "latency_ms", "ttft_ms", "prompt_hmac", "audit_key_id",
     }  # fmt: skip
 
 

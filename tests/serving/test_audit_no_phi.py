@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from serving.audit import prompt_sha256
+from serving.audit import load_audit_key, prompt_hmac
 from serving.errors import BackendUnavailableError
 from tests.serving.conftest import FakeBackend, LiveGateway, make_key
 
@@ -94,5 +94,8 @@ def test_canary_phi_never_leaks(
     assert_clean(out + err, "the server's stdout/stderr")
     # the audit log can still be matched against a prompt the auditor holds
     first = url.audit_lines()[0]
-    assert first["prompt_sha256"] == prompt_sha256(messages=chat)
+    audit_key = load_audit_key(url.config.audit_key_file)
+    assert first["prompt_hmac"] == prompt_hmac(audit_key, messages=chat)
+    assert first["audit_key_id"] == audit_key.key_id
+    assert audit_key.secret.decode() not in url.audit_log.read_text()
     assert json.dumps(first).count(key) == 0

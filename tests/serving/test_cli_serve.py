@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -123,8 +124,10 @@ def test_serve_process_answers_openai_client(
     ).stdout.splitlines()[0]
     port = free_port()
     audit = tmp_path / "audit.jsonl"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # the audit key goes to its default place, under this test's XDG config folder
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "XDG_CONFIG_HOME": str(tmp_path / "config")}
     env.pop("CLINICAL_LLM_API_KEYS", None)
+    env.pop("CLINICAL_LLM_AUDIT_KEY", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "llm", "serve", "--backend", "openai",
          "--model", f"clinic={upstream.v1}", "--backend-option", "upstream_model=tiny",
@@ -155,3 +158,6 @@ def test_serve_process_answers_openai_client(
     assert f"serving clinic (openai) at http://127.0.0.1:{port}/v1; audit log: {audit}" in stdout
     assert "Traceback" not in stderr
     assert [line.count('"key_id": "app"') for line in audit.read_text().splitlines()] == [1, 1]
+    key_file = tmp_path / "config" / "clinical-llm" / "audit-hmac.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key_file.read_text().strip() not in audit.read_text()
