@@ -164,11 +164,7 @@ class Gateway:
         record.key_id = caller.key_id
         body = await read_body(request, self.config.max_body_bytes)
         parsed = protocol.model_validate_json(body or b"{}")
-        unknown = parsed.unknown_fields()
-        if unknown:
-            logger.warning(
-                "request %s: ignored unknown field(s): %s", record.request_id, ", ".join(unknown)
-            )
+        parsed.check_supported()
         # a name that is not served is client text and may carry anything
         record.model = self.metrics.model_label(parsed.model)
         record.stream = parsed.stream

@@ -1,7 +1,9 @@
 """OpenAI wire format: request and response models, apart from the serving logic.
 
-Requests accept fields this gateway does not know (``extra="allow"``); the
-gateway ignores them and logs their *names* (:meth:`OpenAIRequest.unknown_fields`).
+Requests parse fields this gateway does not implement (``extra="allow"``) only
+to refuse them by name: :meth:`OpenAIRequest.check_supported` answers 400 for
+any of them not at a neutral value (:mod:`serving.unsupported`), so a request
+for tools, JSON mode or log probabilities never gets an ordinary answer.
 Each endpoint is one request class that knows its own wire shapes: it converts
 itself to the backend's request (:meth:`OpenAIRequest.to_generation_request`,
 :meth:`OpenAIRequest.to_sampling_params`) and builds its answers (the JSON body,
@@ -12,7 +14,6 @@ Each ``ChoiceText`` is one choice of a non-streaming answer: ``(text, finish_rea
 
 from __future__ import annotations
 
-import re
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
@@ -29,9 +30,13 @@ from serving.backends.base import (
     Usage,
 )
 from serving.errors import BadRequestError
-
-# Field names we log must be harmless: a client could put text in a key.
-_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
+from serving.unsupported import (
+    CHAT_UNSUPPORTED,
+    COMPLETION_UNSUPPORTED,
+    NeutralOnly,
+    check_supported,
+    document_unsupported,
+)
 
 ChoiceText = tuple[str, str | None]
 
@@ -96,14 +101,18 @@ class OpenAIRequest(BaseModel):
     """Fields and conversions both generation endpoints share.
 
     Class attributes: ``endpoint`` (the route path), ``id_prefix`` (of response
-    ids) and ``prompt_field`` (the field a too-long prompt is reported on).
+    ids), ``prompt_field`` (the field a too-long prompt is reported on) and
+    ``unsupported`` (the endpoint's OpenAI parameters this gateway refuses).
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow", json_schema_extra=lambda schema, cls: _closed(schema, cls)
+    )
 
     endpoint: ClassVar[str]
     id_prefix: ClassVar[str]
     prompt_field: ClassVar[str]
+    unsupported: ClassVar[dict[str, NeutralOnly]] = {}
 
     model: str = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
@@ -126,13 +135,13 @@ class OpenAIRequest(BaseModel):
             raise ValueError("stop sequences must not be empty")
         return stop
 
-    def unknown_fields(self) -> list[str]:
-        """Names of the request fields this gateway ignores (sanitised, never values)."""
-        names = sorted(self.model_extra or {})
-        safe = [name for name in names if _FIELD_NAME.match(name)]
-        if len(safe) < len(names):
-            safe.append(f"<{len(names) - len(safe)} field(s) with non-identifier names>")
-        return safe
+    def check_supported(self) -> None:
+        """Refuse the fields this gateway does not implement (unless at a neutral value).
+
+        Raises:
+            BadRequestError: 400 ``unsupported_parameter`` naming the first such field.
+        """
+        check_supported(self.model_extra or {}, self.unsupported)
 
     def requested_max_tokens(self) -> int | None:
         """max_tokens as the client asked for it (None: left to the gateway default)."""
@@ -207,9 +216,13 @@ class ChatCompletionRequest(OpenAIRequest):
     endpoint: ClassVar[str] = "/v1/chat/completions"
     id_prefix: ClassVar[str] = "chatcmpl-"
     prompt_field: ClassVar[str] = "messages"
+    unsupported: ClassVar[dict[str, NeutralOnly]] = CHAT_UNSUPPORTED
 
     messages: list[ChatMessageParam] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    # identifiers of the end user, like ``user``: they change nothing in the answer
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
 
     def requested_max_tokens(self) -> int | None:
         """max_tokens, or the newer max_completion_tokens name of the same limit."""
@@ -286,6 +299,7 @@ class CompletionRequest(OpenAIRequest):
     endpoint: ClassVar[str] = "/v1/completions"
     id_prefix: ClassVar[str] = "cmpl-"
     prompt_field: ClassVar[str] = "prompt"
+    unsupported: ClassVar[dict[str, NeutralOnly]] = COMPLETION_UNSUPPORTED
 
     prompt: str | list[str]
 
@@ -348,6 +362,12 @@ class CompletionRequest(OpenAIRequest):
         return CompletionChunk(
             id=request_id, created=created, model=self.model, choices=[], usage=UsageBody.of(usage)
         ).model_dump()
+
+
+def _closed(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """JSON schema of a request class: its refused parameters listed, no other property."""
+    if issubclass(cls, OpenAIRequest):
+        document_unsupported(schema, cls.unsupported, cls.model_fields)
 
 
 # ---------------------------------------------------------------- responses

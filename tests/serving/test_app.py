@@ -7,6 +7,7 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import openai
@@ -329,27 +330,39 @@ def test_unknown_route_and_method(live_gateway: LiveGateway, fake_backend: FakeB
     assert wrong.status_code == 405 and "error" in wrong.json()
 
 
-# ------------------------------------------------------------------ unknown fields
+# ------------------------------------------------------------------ unsupported parameters
 
 
-def test_unknown_fields_ignored_and_logged_by_name(
-    live_gateway: LiveGateway, fake_backend: FakeBackend, caplog: pytest.LogCaptureFixture
+def test_unsupported_parameters_get_400_naming_them(
+    live_gateway: LiveGateway, fake_backend: FakeBackend
 ) -> None:
     url = live_gateway(fake_backend)
-    body = {
-        "model": "tiny",
-        "prompt": "a",
-        "max_tokens": 1,
-        "presence_penalty": 0.5,
-        "logit_bias": {"50256": -100},
-        "weird key with spaces": "value-never-logged",
-    }
-    with caplog.at_level(logging.WARNING, logger="serving"):
-        response = httpx.post(url + "/v1/completions", json=body)
-    assert response.status_code == 200
-    assert "logit_bias, presence_penalty" in caplog.text
-    assert "1 field(s) with non-identifier names" in caplog.text
-    assert "value-never-logged" not in caplog.text and "weird key" not in caplog.text
+    c = client(url)
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    asks: list[tuple[str, dict[str, Any]]] = [
+        ("tools", {"tools": [tool]}),
+        ("response_format", {"response_format": {"type": "json_object"}}),
+        ("logprobs", {"logprobs": True, "top_logprobs": 2}),
+    ]
+    for param, extra in asks:
+        with pytest.raises(openai.BadRequestError) as err:
+            c.chat.completions.create(model="tiny", messages=CHAT, max_tokens=2, **extra)
+        body = err.value.body
+        assert isinstance(body, dict)
+        assert (body["param"], body["code"]) == (param, "unsupported_parameter")
+        assert body["message"].startswith(f"unsupported parameter(s): {param}: not supported")
+    with pytest.raises(openai.BadRequestError, match="echo: not supported"):
+        c.completions.create(model="tiny", prompt="a", max_tokens=1, echo=True)
+    raw = httpx.post(url.v1 + "/completions", json={"model": "tiny", "prompt": "a", "top_k": 3})
+    assert raw.status_code == 400 and raw.json()["error"]["param"] == "top_k"
+    assert fake_backend.started == 0  # refused before any generation
+    assert [line["status"] for line in url.audit_lines()] == [400] * 5
+    # the neutral values some clients always send are not refused
+    ok = c.chat.completions.create(
+        model="tiny", messages=CHAT, max_tokens=1, tools=[], presence_penalty=0, logprobs=False,
+        response_format={"type": "text"},
+    )  # fmt: skip
+    assert ok.choices[0].message.content == "alpha "
 
 
 # ------------------------------------------------------------------ timeouts, disconnects

@@ -1,4 +1,4 @@
-"""OpenAI protocol models: parsing, unknown fields by name, conversion to sampling params."""
+"""OpenAI protocol models: parsing, unsupported parameters refused, sampling params."""
 
 from __future__ import annotations
 
@@ -37,15 +37,89 @@ def test_max_completion_tokens_alias() -> None:
     assert chat.requested_max_tokens() == 9
 
 
-def test_unknown_fields_are_kept_by_name_only() -> None:
-    request = CompletionRequest.model_validate(
-        {"model": "m", "prompt": "p", "logprobs": 2, "echo": True, "Patient Name: X": 1}
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("tools", [{"type": "function", "function": {"name": "f"}}]),
+        ("tool_choice", "auto"),
+        ("functions", [{"name": "f"}]),
+        ("response_format", {"type": "json_object"}),
+        ("logprobs", True),
+        ("top_logprobs", 2),
+        ("presence_penalty", 0.5),
+        ("frequency_penalty", -1),
+        ("logit_bias", {"50256": -100}),
+        ("store", True),
+        ("modalities", ["text", "audio"]),
+        ("audio", {"voice": "alloy"}),
+        ("reasoning_effort", "low"),
+        ("top_k", 5),  # not OpenAI's at all: a vLLM extension
+    ],
+)
+def test_unsupported_chat_parameters_are_refused_by_name(field: str, value: object) -> None:
+    request = ChatCompletionRequest.model_validate({**CHAT, field: value})
+    with pytest.raises(BadRequestError) as caught:
+        request.check_supported()
+    error = caught.value
+    assert (error.status_code, error.param, error.code) == (400, field, "unsupported_parameter")
+    assert error.message.startswith(f"unsupported parameter(s): {field}: ")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("logprobs", 0), ("echo", True), ("best_of", 2), ("suffix", "x"), ("presence_penalty", 1)],
+)
+def test_unsupported_completion_parameters_are_refused_by_name(field: str, value: object) -> None:
+    request = CompletionRequest.model_validate({"model": "m", "prompt": "p", field: value})
+    with pytest.raises(BadRequestError, match=f"^unsupported parameter.s.: {field}: not supported"):
+        request.check_supported()
+
+
+def test_neutral_values_of_unsupported_parameters_are_accepted() -> None:
+    # what clients such as LangChain send by default asks for nothing: no reason to refuse it
+    neutral = {
+        "tools": [], "tool_choice": "none", "response_format": {"type": "text"},
+        "logprobs": False, "top_logprobs": None, "presence_penalty": 0, "frequency_penalty": 0.0,
+        "logit_bias": {}, "parallel_tool_calls": True, "store": False, "metadata": {},
+        "modalities": ["text"], "service_tier": "auto", "audio": None, "safety_identifier": "u1",
+    }  # fmt: skip
+    ChatCompletionRequest.model_validate({**CHAT, **neutral}).check_supported()
+    completion = {"echo": False, "best_of": 1, "suffix": "", "logprobs": None, "logit_bias": {}}
+    CompletionRequest.model_validate({"model": "m", "prompt": "p", **completion}).check_supported()
+    # type-exact: 0 is not false, false is not 0, and a list is not the empty object
+    for field, value in (("logprobs", 0), ("presence_penalty", False), ("logit_bias", [])):
+        with pytest.raises(BadRequestError):
+            ChatCompletionRequest.model_validate({**CHAT, field: value}).check_supported()
+
+
+def test_refused_field_names_are_repeated_only_when_harmless() -> None:
+    request = ChatCompletionRequest.model_validate(
+        {**CHAT, "Patient Name: X": 1, "echo": True, "b": 1, "c": 1, "d": 1}
     )
-    assert request.unknown_fields() == [
-        "echo",
-        "logprobs",
-        "<1 field(s) with non-identifier names>",
+    with pytest.raises(BadRequestError) as caught:
+        request.check_supported()
+    message = caught.value.message
+    assert "Patient" not in message and caught.value.param == "b"
+    assert message.endswith("and 1 more; 1 field(s) with names that are not identifiers")
+    only_odd = ChatCompletionRequest.model_validate({**CHAT, "MRN 99887766": 1})
+    with pytest.raises(BadRequestError) as caught:
+        only_odd.check_supported()
+    assert caught.value.param is None and "99887766" not in caught.value.message
+
+
+def test_request_schema_lists_refused_parameters_and_no_others() -> None:
+    schema = ChatCompletionRequest.model_json_schema()
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["tools"]["anyOf"] == [
+        {"type": "array", "maxItems": 0},
+        {"type": "null"},
     ]
+    assert "only [] or null" in schema["properties"]["tools"]["description"]
+    completion = CompletionRequest.model_json_schema()
+    assert "echo" in completion["properties"] and "tools" not in completion["properties"]
 
 
 def test_prompt_list_of_one_only() -> None:
