@@ -41,7 +41,7 @@ from llm.data.deid.keys import MIN_KEY_BYTES, STRATEGIES
 from llm.data.deid.nlp import EntityOnlySpacyNlpEngine, PatternContextEnhancer, ensure_pipeline
 from llm.data.deid.recognizers import NOT_NAME_WORDS, clinical_recognizers
 from llm.data.deid.surrogates import SurrogateFactory
-from llm.data.deid.vocabulary import eponym_spans
+from llm.data.deid.vocabulary import common_english, eponym_spans, is_protected
 from llm.data.phi import PHI_ENTITIES
 from llm.errors import BadInputError
 
@@ -129,6 +129,15 @@ def name_parts(word: str) -> list[str]:
     if len(pieces) > 1:
         parts.extend(p for p in pieces if len(p) >= 2)
     return parts
+
+
+def _case_variants(word: str) -> tuple[str, ...]:
+    """The spellings of a found name word looked for elsewhere: as found, in capitals, and in
+    lower case unless that is an ordinary English or clinical word (``long``, ``bell``)."""
+    lower = word.lower()
+    if len(word) < 3 or lower in common_english() or is_protected(lower):
+        return (word, word.upper())
+    return (word, word.upper(), lower)
 
 
 def real_values(texts: Sequence[str], detections: Sequence[Sequence[Detection]]) -> frozenset[str]:
@@ -292,7 +301,9 @@ class Deidentifier:
 
         Every word of a name found anywhere (``Esperanza Quispe``), and each part of a
         hyphenated one (``García-López`` → ``García``, ``López``), is then found
-        wherever it stands in any of the texts, also in capitals; an eponym in use
+        wherever it stands in any of the texts, also in capitals, and in lower case
+        unless the word is an ordinary English word or a clinical one (``Long``, ``Bell``:
+        :func:`~llm.data.deid.vocabulary.common_english`); an eponym in use
         (``Bell's palsy``) is left alone.
 
         Args:
@@ -317,7 +328,7 @@ class Deidentifier:
         }
         if not words:
             return per_text
-        variants = sorted({v for w in words for v in (w, w.upper())}, key=len, reverse=True)
+        variants = sorted({v for w in words for v in _case_variants(w)}, key=len, reverse=True)
         pattern = re.compile(rf"(?<![\w'’\-])(?:{'|'.join(map(re.escape, variants))})(?![\w\-])")
         out: list[list[Detection]] = []
         for text, dets, spans in zip(texts, per_text, eponyms, strict=True):

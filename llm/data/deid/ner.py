@@ -48,6 +48,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans, minibatch
 from thinc.api import NumpyOps
+from threadpoolctl import ThreadpoolController
 
 from llm.data.deid.recognizers import NOT_NAME_WORDS
 from llm.data.deid.vocabulary import context_free_names, is_protected, protected_words
@@ -159,6 +160,16 @@ class MatmulOps(NumpyOps):
         return out
 
 
+_BLAS: list[ThreadpoolController] = []
+
+
+def _blas() -> ThreadpoolController:
+    """The process's thread pools (BLAS among them), inspected once."""
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0]
+
+
 # (start_char, end_char, label) of the entities found in one window's text
 WindowEntities = tuple[tuple[int, int, str], ...]
 
@@ -230,7 +241,11 @@ class WindowedNer:
         if todo:
             # each window is tokenized again from its text: cheaper than Span.as_doc
             subdocs = [self.tokenizer(piece) for piece in todo]
-            for piece, sub in zip(todo, self.ner.pipe(subdocs, batch_size=256), strict=True):
+            # the products are small: one BLAS thread is as fast alone and far faster beside
+            # other busy processes (--workers, a shared machine) than a pool per process
+            with _blas().limit(limits=1, user_api="blas"):
+                tagged = list(self.ner.pipe(subdocs, batch_size=256))
+            for piece, sub in zip(todo, tagged, strict=True):
                 ents = tuple((e.start_char, e.end_char, e.label_) for e in sub.ents)
                 found[piece] = self._cache[piece] = ents
             while len(self._cache) > self.cache_size:

@@ -217,6 +217,18 @@ def context_free_names(kind: str) -> frozenset[str]:
     return frozenset(n for n in lexicon_names(kind) if len(n) >= 3 and n.lower() not in protected)
 
 
+@cache
+def common_english() -> frozenset[str]:
+    """Ordinary English words, lower case (``long``, ``king``, ``rose``): about 7,100 of them.
+
+    The words of Zipf frequency >= 4.0 in wordfreq's English list
+    (``lexicon/english_common.txt``, built by ``scripts/build_common_words.py``).
+    A name found in a patient's notes is looked for in lower case too, unless it
+    is one of these.
+    """
+    return frozenset(load_lexicon("english_common"))
+
+
 def is_protected(word: str) -> bool:
     """Whether a word (any case) is a clinical term or common word (see :func:`protected_words`).
 

@@ -182,6 +182,19 @@ def test_name_parts_are_found_across_a_patients_notes(tagger: Deidentifier) -> N
     assert {"Esperanza", "Quispe", "MAMANI", "Mamani"} <= words
 
 
+def test_a_found_name_is_found_in_lower_case_unless_it_is_an_ordinary_word(
+    tagger: Deidentifier,
+) -> None:
+    notes = [
+        "Patient: Quispe Long\nAttending: Dr. Okonkwo-Reyes",
+        "pt quispe resting. long discussion with okonkwo-reyes and reyes about a long stay.",
+    ]
+    second = [notes[1][d.start : d.end] for d in tagger.analyze_patient(notes)[1]]
+    assert "quispe" in second
+    assert "okonkwo-reyes" in " ".join(second)
+    assert "long" not in second  # an ordinary English word: a name only as written (Long, LONG)
+
+
 def test_name_parts_split_hyphens() -> None:
     assert name_parts("García-López") == ["García-López", "García", "López"]
     assert name_parts("O'Brien") == ["O'Brien"]

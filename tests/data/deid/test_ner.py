@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from spacy.language import Language
 from thinc.api import NumpyOps
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from llm.data.deid.ner import MatmulOps, WindowedNer, load_ner
 
@@ -75,3 +76,29 @@ def test_a_window_is_tagged_once_per_text_and_the_cache_is_bounded(
     monkeypatch.setattr(windowed, "cache_size", 2)
     list(pipeline.pipe(["Visited by Oluwaseun Adeyemi and Kofi Mensah on Friday."]))
     assert len(windowed._cache) == 2
+
+
+def test_the_model_runs_on_one_blas_thread_and_the_pool_is_restored(
+    pipeline: Language, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    windowed = _windowed(pipeline)
+    windowed._cache.clear()
+    seen: list[list[int]] = []
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    class ThreadCountingNer:
+        def __init__(self, ner: Any) -> None:
+            self.ner = ner
+
+        def pipe(self, docs: list[Any], **kwargs: Any) -> Any:
+            seen.append(blas_threads())
+            return list(self.ner.pipe(docs, **kwargs))
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        monkeypatch.setattr(windowed, "ner", ThreadCountingNer(windowed.ner))
+        _ents(pipeline)
+        assert seen and all(threads == [1] * len(before) for threads in seen)
+        assert blas_threads() == before
