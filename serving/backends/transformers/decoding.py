@@ -70,6 +70,7 @@ class TokenSampler:
             sorted_probs, order = torch.sort(probs, descending=True)
             # drop a token when the mass before it already reaches top_p (the top one always stays)
             drop = (torch.cumsum(sorted_probs, dim=-1) - sorted_probs) >= self.top_p
+            drop[0] = False  # also when float32 rounds a tiny top_p to 0 (it emptied the row)
             sorted_probs = sorted_probs.masked_fill(drop, 0.0)
             choice = torch.multinomial(sorted_probs, 1, generator=self.generator)
             return int(order[choice].item())

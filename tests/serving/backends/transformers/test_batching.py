@@ -81,6 +81,9 @@ def test_sampler_seed_reproducible_and_top_p_floor_is_greedy() -> None:
     assert len(set(sequences[0])) > 1  # it really samples
     narrow = TokenSampler(1.0, 1e-6, 3, torch.device("cpu"))
     assert {narrow.sample(logits) for _ in range(20)} == {int(torch.argmax(logits))}
+    # a top_p float32 rounds to 0 (found by the API fuzz test) keeps the top token too
+    subnormal = TokenSampler(1.0, 5e-324, 3, torch.device("cpu"))
+    assert subnormal.sample(logits) == int(torch.argmax(logits))
     assert TokenSampler(0.0, 1.0, None, torch.device("cpu")).greedy
     assert choice_seed(5, 0) != choice_seed(5, 1) and choice_seed(None, 1) is None
 
