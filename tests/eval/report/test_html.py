@@ -19,6 +19,7 @@ from eval.report.model import ReportValue, SubgroupReport, read_report
 from eval.report.plots import PNG_SIGNATURE, attribute_figure
 from eval.subgroups.analysis import analyze_subgroups, make_config
 from tests.eval.synthetic import random_predictions, write_predictions
+from tests.real_components import requires
 
 HOSTILE_GROUP = '<script>alert("x")</script> & "Co" $^{$'
 ATTRIBUTES = ["sex", "age_band", "race_ethnicity", "payer", "sex*race_ethnicity"]
@@ -213,11 +214,7 @@ def test_small_groups_are_drawn_and_plots_are_pngs(report: SubgroupReport) -> No
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="chromium not installed (Debian: apt-get install -y chromium); "
-    "needed to check report.html renders",
-)
+@requires("chromium", None if CHROMIUM else "chromium not installed: report.html renders unchecked")
 def test_chromium_renders_the_page_with_its_plots(report_dir: Path, tmp_path: Path) -> None:
     from PIL import Image
 
