@@ -22,6 +22,17 @@ What each rule observes (non-small groups only):
 ``use`` picks the point estimate or a bound of its bootstrap interval. A gate
 whose observed value is undefined (no non-small groups, no interval) fails:
 a release check never passes on missing evidence.
+
+``judge: ci`` counts a violation only where the intervals show it (see
+:mod:`eval.gate_evidence`): a gap only when two groups' intervals lie more than
+the threshold apart, a low value only when even its interval's upper bound is
+below the threshold.
+
+A gate must not pass on what it cannot see (:mod:`eval.gate_evidence`): when the
+groups it leaves out (small, or without a value) hold more than
+``max_excluded_share`` of the attribute's examples, or include a group named in
+``required_groups``, its result is "insufficient data", which fails unless
+``allow_insufficient_data`` is set.
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from eval.gate_evidence import ci_observation, coverage
 from eval.report.model import EQUALIZED_ODDS, GateResult, ReportValue, SubgroupReport
 from llm.data.io import format_loc
 from llm.errors import BadInputError, RecordError
@@ -42,6 +54,8 @@ ALL_ATTRIBUTES = "*"
 DISPARITY_RULES = ("max_difference", "min_ratio")
 Rule = Literal["max_difference", "min_ratio", "min_value", "max_value"]
 Use = Literal["point", "ci_upper", "ci_lower"]
+Judge = Literal["point", "ci"]
+DEFAULT_MAX_EXCLUDED_SHARE = 0.10
 
 
 class GateSpec(BaseModel):
@@ -61,9 +75,40 @@ class GateSpec(BaseModel):
     use: Use = Field(
         "point", description="Compare the point estimate or a bound of its bootstrap interval."
     )
+    judge: Judge = Field(
+        "point",
+        description="point: judge the value `use` picks. ci: count a violation only where the "
+        "intervals show it (a gap only when two groups' intervals lie more than the threshold "
+        "apart; a value only when its whole interval is past the threshold). ci needs use: point.",
+    )
+    max_excluded_share: float = Field(
+        DEFAULT_MAX_EXCLUDED_SHARE,
+        ge=0.0,
+        le=1.0,
+        description="Largest share of an attribute's examples the gate may leave out (small "
+        "groups, groups without a value); more gives 'insufficient data'.",
+    )
+    required_groups: list[str] = Field(
+        default_factory=list,
+        description="Groups the gate must compare, as ATTR=VALUE (race_ethnicity=Black); in an "
+        "intersection every group with that part. One left out gives 'insufficient data'.",
+    )
+    allow_insufficient_data: bool = Field(
+        False,
+        description="Judge an 'insufficient data' gate on the groups it did compare instead of "
+        "failing it (the report still says what was left out).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> GateSpec:
+        if self.judge == "ci" and self.use != "point":
+            raise ValueError(
+                f"judge: ci reads the intervals itself; leave use at point (got use: {self.use})"
+            )
+        for entry in self.required_groups:
+            attribute, _, value = entry.partition("=")
+            if not attribute.strip() or not value.strip():
+                raise ValueError(f"required_groups: {entry!r} is not ATTR=VALUE")
         if self.rule in DISPARITY_RULES and self.attribute is None:
             raise ValueError(f"rule {self.rule} compares groups: set attribute (a name or '*')")
         if self.metric == EQUALIZED_ODDS and self.rule != "max_difference":
@@ -77,7 +122,8 @@ class GateSpec(BaseModel):
         if self.name:
             return self.name
         where = attribute or "overall"
-        return f"{self.metric} {self.rule} {self.threshold:g} ({where}, {self.use})"
+        how = "judge ci" if self.judge == "ci" else self.use
+        return f"{self.metric} {self.rule} {self.threshold:g} ({where}, {how})"
 
 
 def load_gates(path: Path) -> list[GateSpec]:
@@ -155,6 +201,8 @@ def check_gates(
             )
         if gate.use != "point" and not bootstrap:
             raise BadInputError(f"{where}: use {gate.use} needs --bootstrap > 0")
+        if gate.judge == "ci" and not bootstrap:
+            raise BadInputError(f"{where}: judge ci needs --bootstrap > 0")
 
 
 def evaluate_gates(gates: Sequence[GateSpec], report: SubgroupReport) -> list[GateResult]:
@@ -163,7 +211,10 @@ def evaluate_gates(gates: Sequence[GateSpec], report: SubgroupReport) -> list[Ga
     Returns:
         One result per gate and attribute (``'*'`` expands to every attribute):
         ``name, attribute, metric, rule, threshold, use, observed, passed`` and,
-        for per-group rules, ``group``; ``note`` when the value was undefined.
+        for per-group rules (and ``judge: ci`` gaps), ``group``; ``note`` when the
+        value was undefined or data insufficient; ``judge``, ``excluded``,
+        ``excluded_share`` and ``insufficient_data`` as documented in
+        docs/evaluation.md ("Gates").
     """
     results: list[GateResult] = []
     for gate in gates:
@@ -172,27 +223,55 @@ def evaluate_gates(gates: Sequence[GateSpec], report: SubgroupReport) -> list[Ga
         else:
             targets = [gate.attribute]
         for attribute in targets:
-            observed, group, skipped = _observe(gate, attribute, report)
-            note = None
-            if observed is None:
-                note = "undefined (no non-small group or no interval): gate fails"
-            elif skipped:
-                note = f"groups without a value, not checked: {', '.join(skipped)}"
-            results.append(
-                GateResult(
-                    name=gate.display_name(attribute),
-                    attribute=attribute,
-                    metric=gate.metric,
-                    rule=gate.rule,
-                    threshold=gate.threshold,
-                    use=gate.use,
-                    observed=observed,
-                    passed=observed is not None and _passes(gate, observed),
-                    group=group,
-                    note=note,
-                )
-            )
+            results.append(_evaluate(gate, attribute, report))
     return results
+
+
+def _evaluate(gate: GateSpec, attribute: str | None, report: SubgroupReport) -> GateResult:
+    seen = coverage(
+        metric=gate.metric,
+        judge=gate.judge,
+        required_groups=gate.required_groups,
+        max_excluded_share=gate.max_excluded_share,
+        attribute=attribute,
+        report=report,
+    )
+    if gate.judge == "ci":
+        observed, group = ci_observation(
+            metric=gate.metric, rule=gate.rule, attribute=attribute, report=report, seen=seen
+        )
+        skipped: list[str] = []
+    else:
+        observed, group, skipped = _observe(gate, attribute, report)
+    judged = observed is not None and _passes(gate, observed)
+    notes = []
+    if observed is None:
+        notes.append("undefined (no non-small group or no interval): gate fails")
+    elif skipped:
+        notes.append(f"groups without a value, not checked: {', '.join(skipped)}")
+    if seen.insufficient:
+        verdict = (
+            "allowed: judged on the compared groups only"
+            if gate.allow_insufficient_data
+            else "gate fails (allow_insufficient_data: true judges the compared groups only)"
+        )
+        notes.append(f"insufficient data: {'; '.join(seen.insufficient)}; {verdict}")
+    return GateResult(
+        name=gate.display_name(attribute),
+        attribute=attribute,
+        metric=gate.metric,
+        rule=gate.rule,
+        threshold=gate.threshold,
+        use=gate.use,
+        judge=gate.judge,
+        observed=observed,
+        passed=judged and (not seen.insufficient or gate.allow_insufficient_data),
+        group=group,
+        note=" ".join(notes) or None,
+        insufficient_data=bool(seen.insufficient),
+        excluded=seen.excluded,
+        excluded_share=seen.excluded_share if seen.excluded else None,
+    )
 
 
 def _passes(gate: GateSpec, observed: float) -> bool:

@@ -27,6 +27,9 @@ from typing import Any
 
 from eval.gates import GateSpec, check_gates
 from eval.manifest import library_versions, read_model_manifest
+from eval.metrics.functional import normalize_answer
+from eval.metrics.labels import canonical_label
+from eval.metrics.text import rouge_l_f1
 from eval.report.model import SubgroupReport
 from eval.runners.base import GenerationParams, Runner
 from eval.subgroups.analysis import Progress, analyze_subgroups, make_config
@@ -42,6 +45,8 @@ from llm.manifest import earlier_manifest, file_sha256, git_commit
 
 RUN_MANIFEST_KIND = "eval-run"
 PREDICTIONS = "predictions.jsonl"
+# what `--no-prediction-text` leaves out of every row (generation tasks also lose their texts)
+PREDICTION_TEXT_KEYS = ("completion",)
 SUMMARY = "summary.json"
 MANIFEST = "manifest.json"
 GATES_APPLIED = "gates.yaml"
@@ -251,6 +256,41 @@ def _write_predictions(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def without_text(spec: TaskSpec, row: dict[str, Any]) -> dict[str, Any]:
+    """A prediction row with no model output or reference text (``--no-prediction-text``).
+
+    Kept: id, task, demographics, score, invalid, and for classification the
+    labels (answers from the task's closed answer space) with ``correct``.
+    Left out: the raw ``completion``; for generation tasks the ``prediction``
+    and ``reference`` texts, replaced by their per-example ``exact_match``
+    (bool) and ``rouge_l`` (F-measure).
+    """
+    kept = {k: v for k, v in row.items() if k not in PREDICTION_TEXT_KEYS}
+    if spec.is_classification:
+        kept["correct"] = canonical_label(row["prediction"]) == canonical_label(row["reference"])
+        return kept
+    prediction, reference = str(row["prediction"]), str(row["reference"])
+    kept.pop("prediction"), kept.pop("reference")
+    kept["exact_match"] = normalize_answer(prediction) == normalize_answer(reference)
+    kept["rouge_l"] = rouge_l_f1(prediction, reference)
+    return kept
+
+
+def sensitive_files(out: Path, tasks: list[str], prediction_text: bool) -> dict[str, Any]:
+    """The manifest's ``sensitive`` entry: which files hold text from patient records."""
+    return {
+        "files": [str(out / task / PREDICTIONS) for task in tasks],
+        "prediction_text": prediction_text,
+        "why": (
+            "model output (completions, generated text) and reference text taken from "
+            "patient records; treat as the records themselves"
+            if prediction_text
+            else "ids, labels, scores, correctness and demographics of patients; "
+            "no model output or reference text (--no-prediction-text)"
+        ),
+    }
+
+
 def _task_summary(plan: TaskPlan, report: SubgroupReport | None) -> dict[str, Any]:
     spec = plan.spec
     entry: dict[str, Any] = {
@@ -289,8 +329,13 @@ def run_task(
     *,
     model_manifest: Path | None,
     progress: Progress | None = None,
+    prediction_text: bool = True,
 ) -> tuple[dict[str, Any], ReadStats]:
     """Evaluate one planned (not skipped) task and write its folder.
+
+    With ``prediction_text`` false, ``predictions.jsonl`` holds no model output
+    or reference text (:func:`without_text`); the report is computed from the
+    full rows in memory either way.
 
     Returns:
         The task's summary entry and the read counts of its split.
@@ -318,7 +363,8 @@ def run_task(
         produced = iter(progress(produced, len(examples), f"{spec.task}: running the model"))
     rows = list(produced)
     seconds = time.perf_counter() - started
-    predictions = _write_predictions(rows, folder / PREDICTIONS)
+    written = rows if prediction_text else [without_text(spec, r) for r in rows]
+    predictions = _write_predictions(written, folder / PREDICTIONS)
     gates_path = write_gates(plan.gates, folder / GATES_APPLIED) if plan.gates else None
     config = make_config(
         predictions=predictions,
@@ -385,6 +431,7 @@ def run_suite(
     model_manifest: Path | None = None,
     progress: Progress | None = None,
     on_task: TaskDone | None = None,
+    prediction_text: bool = True,
 ) -> SuiteRun:
     """Run planned tasks and write per-task folders, ``summary.json`` and ``manifest.json``.
 
@@ -398,6 +445,8 @@ def run_suite(
         model_manifest: the evaluated model's ``manifest.json``, when it has one.
         progress: wraps long loops with a progress display.
         on_task: called with each task's summary entry as it finishes.
+        prediction_text: keep model output and reference text in the prediction
+            files (false: ``--no-prediction-text``, see :func:`without_text`).
 
     Returns:
         The summary (``passed`` false when any gate failed), manifest and read counts.
@@ -411,7 +460,13 @@ def run_suite(
             entry = _task_summary(plan, None)
         else:
             entry, stats = run_task(
-                plan, runner, suite, out, model_manifest=model_manifest, progress=progress
+                plan,
+                runner,
+                suite,
+                out,
+                model_manifest=model_manifest,
+                progress=progress,
+                prediction_text=prediction_text,
             )
             all_stats.append(stats)
         entries.append(entry)
@@ -441,6 +496,7 @@ def run_suite(
         "counts": {
             s.path: {"read": s.read, "used": s.used, "rejected": s.rejected} for s in all_stats
         },
+        "sensitive": sensitive_files(out, [e["task"] for e in ran], prediction_text),
         "seed": suite.seed,
         "libraries": library_versions(),
         "started_at": started.isoformat(timespec="seconds"),

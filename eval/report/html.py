@@ -120,10 +120,13 @@ def _gates(report: SubgroupReport) -> list[dict[str, Any]]:
             "rule": g.rule,
             "threshold": f"{g.threshold:g}",
             "observed": _num(g.observed),
-            "use": g.use,
+            "use": "judge ci" if g.judge == "ci" else g.use,
             "group": g.group or "",
             "passed": g.passed,
+            "insufficient": g.insufficient_data,
             "note": g.note or "",
+            "excluded_share": _num(g.excluded_share),
+            "excluded": [f"{e.group} (n={e.n}, {e.reason})" for e in g.excluded],
         }
         for g in report.gates
     ]

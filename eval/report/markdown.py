@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eval.report.model import AttributeReport, Interval, ReportValue, SubgroupReport
+from eval.report.model import AttributeReport, GateResult, Interval, ReportValue, SubgroupReport
 
 NA = "n/a"
 
@@ -64,13 +64,35 @@ def _gates(report: SubgroupReport) -> list[str]:
             g.metric,
             g.rule,
             f"{g.threshold:g}",
-            f"{_num(g.observed)} ({g.use}{', ' + g.group if g.group else ''})",
-            "PASS" if g.passed else "**FAIL**",
+            f"{_num(g.observed)} ({_how(g)}{', ' + g.group if g.group else ''})",
+            _result(g),
         ]
         for g in report.gates
     ]
     header = ["gate", "attribute", "metric", "rule", "threshold", "observed", "result"]
-    return ["## Gates", "", *_table(header, rows)]
+    lines = ["## Gates", "", *_table(header, rows)]
+    notes = [f"- {g.name} ({g.attribute or 'overall'}): {g.note}" for g in report.gates if g.note]
+    if notes:
+        lines += ["Gate notes:", "", *notes, ""]
+    left_out = [
+        f"- {g.name} ({g.attribute}): {_num(g.excluded_share)} of the examples left out: "
+        + ", ".join(f"{e.group} (n={e.n}, {e.reason})" for e in g.excluded)
+        for g in report.gates
+        if g.excluded
+    ]
+    if left_out:
+        lines += ["Groups the gates did not compare:", "", *left_out, ""]
+    return lines
+
+
+def _how(gate: GateResult) -> str:
+    return "judge ci" if gate.judge == "ci" else gate.use
+
+
+def _result(gate: GateResult) -> str:
+    if gate.passed:
+        return "PASS (insufficient data, allowed)" if gate.insufficient_data else "PASS"
+    return "**INSUFFICIENT DATA**" if gate.insufficient_data else "**FAIL**"
 
 
 def _attribute(name: str, block: AttributeReport, metrics: list[str]) -> list[str]:

@@ -9,7 +9,8 @@ The contract (docs/evaluation.md, "Outputs") that outside tools read::
                                                 difference_ci, ratio_ci, groups_compared},
                                        equalized_odds_difference?: {value, ci, ...}},
                            significance?: {metric: {test, worst_group, ...}}}},
-     gates: [{name, attribute, metric, rule, threshold, use, observed, passed, group?, note?}],
+     gates: [{name, attribute, metric, rule, threshold, use, judge?, observed, passed, group?,
+              note?, insufficient_data?, excluded?: [{group, n, reason}], excluded_share?}],
      passed, manifest, notes}
 
 Every reader (gates, Markdown, HTML, plots, compare, the CLI and the demo)
@@ -188,6 +189,14 @@ class AttributeReport(_Model):
         return ReportValue(value=entry.difference, ci=entry.difference_ci)
 
 
+class ExcludedGroup(_Model):
+    """A group a gate left out of its comparison, and why."""
+
+    group: str = Field(description="The group's name.")
+    n: int = Field(description="Examples in the group.")
+    reason: str = Field(description="small, no value, no interval, or no examples.")
+
+
 class GateResult(_Model):
     """One evaluated gate (``attribute: "*"`` gives one per attribute)."""
 
@@ -197,10 +206,33 @@ class GateResult(_Model):
     rule: str
     threshold: float
     use: str = "point"
+    judge: str = Field(
+        "point", exclude_if=lambda v: v == "point", description="point or ci (docs: Gates)."
+    )
     observed: float | None
     passed: bool
     group: str | None = Field(None, exclude_if=_is_none, description="For per-group rules.")
     note: str | None = Field(None, exclude_if=_is_none, description="Undefined or skipped values.")
+    insufficient_data: bool = Field(
+        False,
+        exclude_if=lambda v: not v,
+        description="The groups left out were too many or included a required group.",
+    )
+    excluded: list[ExcludedGroup] = Field(
+        default_factory=list,
+        exclude_if=lambda v: not v,
+        description="Groups of the attribute the gate did not compare, with the reason.",
+    )
+    excluded_share: float | None = Field(
+        None, exclude_if=_is_none, description="Share of the attribute's examples left out."
+    )
+
+    @property
+    def status(self) -> str:
+        """``passed``, ``failed`` or ``insufficient data`` (a failure the data cannot settle)."""
+        if self.passed:
+            return "passed"
+        return "insufficient data" if self.insufficient_data else "failed"
 
 
 class RunArgs(_Model):

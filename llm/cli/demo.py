@@ -50,7 +50,7 @@ from typing import Any
 import typer
 import yaml
 
-from eval.report.model import REPORT_JSON, GateResult, read_report
+from eval.report.model import REPORT_JSON, GateResult, SubgroupReport, read_report
 from eval.subgroups.intersections import attribute_parts, group_parts
 from llm.cli.common import err_console, print_summary, run_app
 from llm.errors import BadInputError, CheckFailedError
@@ -65,11 +65,17 @@ EVAL_TASKS = "[diagnosis, readmission_loglik]"
 # The release gates of eval/suites/gates/clinical-core.yaml that these tasks
 # compute (its ROUGE-L gate needs the summary task, which the demo leaves out:
 # a suite refuses gates that no task computes).
+# The documentation bias the demo cohort is synthesized with (attribute, group).
+PLANTED_BIAS = ("race_ethnicity", "Black")
+# Each gate must see the planted group: where it is left out (small, no value),
+# the gate says "insufficient data" instead of passing on the groups it did see.
+REQUIRED = [f"{PLANTED_BIAS[0]}={PLANTED_BIAS[1]}"]
 DEMO_GATES: list[dict[str, Any]] = [
     {"name": "accuracy gap between groups", "attribute": "*", "metric": "accuracy",
-     "rule": "max_difference", "threshold": 0.10, "use": "point"},
+     "rule": "max_difference", "threshold": 0.10, "use": "point", "required_groups": REQUIRED},
     {"name": "readmission sensitivity in every group", "attribute": "*",
-     "metric": "true_positive_rate", "rule": "min_value", "threshold": 0.50, "use": "point"},
+     "metric": "true_positive_rate", "rule": "min_value", "threshold": 0.50, "use": "point",
+     "required_groups": REQUIRED},
 ]  # fmt: skip
 # 60/10/30 by patient: at the default 400 patients, 120 test patients keep the
 # larger race/ethnicity groups (the biased one included) above the demo's minimum
@@ -85,8 +91,6 @@ REAL_BASES: dict[str, Path] = {"smollm2": Path("recipes/smollm2-135m-lora-cpu.ya
 REAL_BASE_EVAL_TASKS = ("diagnosis_loglik", "readmission_loglik")
 # Exit code of `eval compare` when it flags a regression (reported, not fatal).
 REGRESSION_FOUND = 1
-# The documentation bias the demo cohort is synthesized with (attribute, group).
-PLANTED_BIAS = ("race_ethnicity", "Black")
 
 
 @dataclass(frozen=True)
@@ -327,22 +331,31 @@ def failed_gates(eval_dir: Path) -> list[FailedGate]:
     for path in sorted(eval_dir.glob(f"*/{REPORT_JSON}")):
         report = read_report(path)
         for gate in report.failed_gates:
-            block = report.by_attribute.get(gate.attribute or "")
-            disparity = block.disparity.get(gate.metric) if block is not None else None
-            worst = disparity.worst_group if disparity is not None else None
-            failed.append(FailedGate(task=path.parent.name, gate=gate, worst_group=worst))
+            failed.append(FailedGate(path.parent.name, gate, flagged_group(report, gate)))
     return failed
+
+
+def flagged_group(report: SubgroupReport, gate: GateResult) -> str | None:
+    """The group a gate points at: its own ``group`` (per-group rules, ``judge: ci``), else the
+    worst group of the gated gap (``None`` when the report has no such disparity)."""
+    if gate.group is not None:
+        return gate.group
+    block = report.by_attribute.get(gate.attribute or "")
+    disparity = block.disparity.get(gate.metric) if block is not None else None
+    return disparity.worst_group if disparity is not None else None
 
 
 def caught_planted_bias(gates: list[FailedGate]) -> bool:
     """Whether a failed gate names the planted group as the worst one of its attribute.
 
     A weak model fails gap gates too (its errors follow each group's label base
-    rate); only a failure whose worst group is the degraded one is the bias.
+    rate); only a failure whose worst group is the degraded one is the bias. A
+    gate that failed for insufficient data saw too little to name anyone.
     """
     attribute, group = PLANTED_BIAS
     return any(
-        g.gate.attribute is not None
+        not g.gate.insufficient_data
+        and g.gate.attribute is not None
         and attribute in attribute_parts(g.gate.attribute)
         and g.worst_group is not None
         and group in group_parts(g.worst_group)
@@ -455,10 +468,12 @@ def demo(
     for failed in gates:
         gate = failed.gate
         err_console.print(
-            f"  gate failed: {failed.task}: {gate.name} on {gate.attribute} "
+            f"  gate {gate.status}: {failed.task}: {gate.name} on {gate.attribute} "
             f"({gate.metric} {gate.rule} {gate.threshold}): observed "
-            f"{_number(gate.observed)}, worst group {failed.worst_group}",
+            f"{_number(gate.observed)}, worst group {failed.worst_group}"
+            + (f" ({gate.note})" if gate.insufficient_data else ""),
             highlight=False,
+            markup=False,
         )
     planted = f"{PLANTED_BIAS[0]}={PLANTED_BIAS[1]}"
     if caught_planted_bias(gates):

@@ -75,6 +75,13 @@ def run(
         help="Override a suite setting, key=value (repeatable): dataset_dir=build/demo/datasets, "
         "bootstrap=0, min_group_size=5, split=validation.",
     ),
+    prediction_text: bool = typer.Option(
+        True,
+        "--prediction-text/--no-prediction-text",
+        help="Keep model output and reference text in <task>/predictions.jsonl (sensitive: "
+        "text from patient records). --no-prediction-text keeps ids, labels, scores and "
+        "correctness only.",
+    ),
     out: Path = typer.Option(
         ...,
         "--out",
@@ -128,6 +135,7 @@ def run(
             model_manifest=model_manifest if model_manifest and model_manifest.is_file() else None,
             progress=_progress,
             on_task=_report_task,
+            prediction_text=prediction_text,
         )
     finally:
         model_runner.close()

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from eval.run import RUN_MANIFEST_KIND, prepare_out
+from eval.run import RUN_MANIFEST_KIND, prepare_out, sensitive_files, without_text
 from eval.subgroups.predictions import read_predictions
+from eval.tasks import load_task
 from llm.cli import main
 from llm.errors import BadInputError
 from tests.eval.openai_double import serve
@@ -36,6 +37,31 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 
 def _dataset_rows(assets: EvalAssets, task: str) -> list[dict[str, Any]]:
     return _lines(assets.datasets / task / "test.jsonl")[:LIMIT]
+
+
+def test_no_prediction_text_keeps_ids_labels_scores_and_correctness(tmp_path: Path) -> None:
+    demographics = {"sex": "female"}
+    row = {"id": "d1", "task": "diagnosis", "prediction": "sepsis", "reference": "sepsis",
+           "demographics": demographics, "invalid": False,
+           "completion": "Mrs Doe has sepsis"}  # fmt: skip
+    # labels come from the task's closed answer space: kept; the raw completion is not
+    assert without_text(load_task("diagnosis"), row) == {
+        "id": "d1", "task": "diagnosis", "prediction": "sepsis", "reference": "sepsis",
+        "demographics": demographics, "invalid": False, "correct": True}  # fmt: skip
+    scored = {"id": 2, "task": "readmission_loglik", "prediction": "yes", "reference": "no",
+              "score": 0.7, "demographics": demographics, "invalid": False}  # fmt: skip
+    assert without_text(load_task("readmission_loglik"), scored) == {
+        **scored, "correct": False}  # fmt: skip
+    text = {"id": "s1", "task": "summary", "prediction": "Sepsis, treated with antibiotics.",
+            "reference": "sepsis treated with antibiotics",
+            "demographics": demographics}  # fmt: skip
+    kept = without_text(load_task("summary"), text)
+    assert set(kept) == {"id", "task", "demographics", "exact_match", "rouge_l"}
+    assert kept["exact_match"] is False and kept["rouge_l"] == 1.0  # same tokens, punctuation
+    assert "Sepsis" not in json.dumps(kept) and "sepsis" not in json.dumps(kept)
+    entry = sensitive_files(tmp_path, ["diagnosis"], prediction_text=False)
+    assert entry["files"] == [str(tmp_path / "diagnosis" / "predictions.jsonl")]
+    assert entry["prediction_text"] is False and "no model output" in entry["why"]
 
 
 # --- fast: bad input stops before any model is loaded ------------------------------------------
@@ -141,6 +167,11 @@ def test_local_run_writes_predictions_reports_summary_and_manifest(
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kind"] == RUN_MANIFEST_KIND
+    # prediction files hold model output and reference text: the manifest says so
+    assert manifest["sensitive"]["prediction_text"] is True
+    assert manifest["sensitive"]["files"] == [
+        str(out / t["task"] / "predictions.jsonl") for t in summary["tasks"][:3]
+    ]
     assert manifest["model_manifest"]["path"] == str(eval_assets.tiny / "manifest.json")
     assert manifest["runner"]["runner"] == "local"
     assert manifest["tasks"]["diagnosis"]["dataset"]["sha256"]
