@@ -27,6 +27,12 @@ fine-tuned model against it per task and subgroup (``compare/<task>/``). Both
 classification tasks are scored by log-likelihood of each allowed answer, so
 the zero-shot model is not penalised for answering in its own words.
 
+``--control`` adds the control of the planted bias: the same cohort
+synthesized without it, de-identified and built the same way (same patients in
+the test split), and the same exported model evaluated with the same gates into
+``control/eval``; the demo then prints which gates name the planted group with
+and without the bias.
+
 A failing gate does not fail the demo: catching the planted bias is what the
 gate is for. The demo lists every failed gate with the worst group, and says
 whether one of them singles out the planted group; a model too weak to show
@@ -67,6 +73,7 @@ EVAL_TASKS = "[diagnosis, readmission_loglik]"
 # a suite refuses gates that no task computes).
 # The documentation bias the demo cohort is synthesized with (attribute, group).
 PLANTED_BIAS = ("race_ethnicity", "Black")
+PLANTED_BIAS_SPEC = f"{PLANTED_BIAS[0]}={PLANTED_BIAS[1]}:0.3"
 # Each gate must see the planted group: where it is left out (small, no value),
 # the gate says "insufficient data" instead of passing on the groups it did see.
 REQUIRED = [f"{PLANTED_BIAS[0]}={PLANTED_BIAS[1]}"]
@@ -156,6 +163,11 @@ class DemoLayout:
     def gates(self) -> Path:
         return self.out / "gates.yaml"
 
+    @property
+    def control(self) -> DemoLayout:
+        """The control run (``--control``): the same cohort without the bias."""
+        return DemoLayout(self.out / "control")
+
 
 def demo_steps(
     out: Path,
@@ -165,6 +177,7 @@ def demo_steps(
     steps: int | None = None,
     init_steps: int | None = None,
     base: str | None = None,
+    control: bool = False,
 ) -> list[DemoStep]:
     """The CLI commands the demo runs, in order.
 
@@ -175,6 +188,7 @@ def demo_steps(
         steps: fine-tuning optimizer steps (default: the recipe's).
         init_steps: pretraining steps of ``model init`` (default: its own).
         base: a real base of :data:`REAL_BASES` instead of the tiny model built here.
+        control: add the control (:func:`control_steps`) after the evaluation.
 
     Returns:
         The steps; each ``argv`` leaves out the program name.
@@ -204,9 +218,9 @@ def demo_steps(
     if steps is not None:
         train += ["--set", f"training.max_steps={steps}"]
 
-    def evaluate(model_dir: Path, eval_out: Path) -> DemoStep:
+    def evaluate(model_dir: Path, eval_out: Path, datasets: Path = at.datasets) -> DemoStep:
         return DemoStep(["eval", "run", str(DEMO_SUITE), "--model", str(model_dir),
-                         "--set", f"dataset_dir={at.datasets}", "--set", f"tasks={eval_tasks}",
+                         "--set", f"dataset_dir={datasets}", "--set", f"tasks={eval_tasks}",
                          "--set", f"gates={at.gates}",
                          "--set", f"min_group_size={DEMO_MIN_GROUP_SIZE}",
                          "--set", "bootstrap=200", "--out", str(eval_out)],
@@ -214,7 +228,7 @@ def demo_steps(
 
     plan = [
         DemoStep(["data", "synth", "--patients", str(patients), "--seed", str(seed),
-                  "--bias", f"{PLANTED_BIAS[0]}={PLANTED_BIAS[1]}:0.3", "--out", str(at.cohort)]),
+                  "--bias", PLANTED_BIAS_SPEC, "--out", str(at.cohort)]),
         DemoStep(["data", "validate", str(records)]),
         DemoStep(["data", "deid", str(records), str(deid_records), "--strategy", "surrogate",
                   "--key-file", str(at.key), "--evaluate"]),
@@ -235,7 +249,66 @@ def demo_steps(
                      accepted_codes=(0, REGRESSION_FOUND))
             for task in REAL_BASE_EVAL_TASKS
         ]  # fmt: skip
+    if control:
+        plan += control_steps(at, patients, seed, eval_tasks, evaluate)
     return plan
+
+
+def control_steps(
+    at: DemoLayout,
+    patients: int,
+    seed: int,
+    eval_tasks: str,
+    evaluate: Callable[..., DemoStep],
+) -> list[DemoStep]:
+    """The control of the planted bias: the same pipeline with the bias off.
+
+    The same cohort (seed and size; the bias changes nothing but the degraded
+    patients' documentation), de-identified with the same key, built with the
+    same split (same patients in test), and the same exported model evaluated
+    with the same suite, gates and thresholds into ``control/eval``. The model
+    is not retrained (that would double the demo's time): this controls the
+    evaluation data, not the training.
+    """
+    ctl = at.control
+    records, deid_records = ctl.cohort / "records.jsonl", ctl.deid / "records.jsonl"
+    tasks = ",".join(sorted({t.strip().removesuffix("_loglik") for t in
+                             eval_tasks.strip("[]").split(",")}))  # fmt: skip
+    return [
+        DemoStep(["data", "synth", "--patients", str(patients), "--seed", str(seed),
+                  "--out", str(ctl.cohort)]),
+        DemoStep(["data", "deid", str(records), str(deid_records), "--strategy", "surrogate",
+                  "--key-file", str(at.key)]),
+        DemoStep(["data", "build", "--records", str(deid_records), "--tasks", tasks,
+                  "--split", DEMO_SPLIT, "--seed", str(seed), "--out", str(ctl.datasets)]),
+        evaluate(at.export, ctl.eval, ctl.datasets),
+    ]  # fmt: skip
+
+
+def control_lines(at: DemoLayout) -> list[str]:
+    """What the control found: the gates that name the planted group with and without the bias."""
+    planted = f"{PLANTED_BIAS[0]}={PLANTED_BIAS[1]}"
+
+    def named(eval_dir: Path) -> str:
+        gates = [g for g in failed_gates(eval_dir) if caught_planted_bias([g])]
+        return "; ".join(
+            f"{g.task}: {g.gate.attribute} {_number(g.gate.observed)} ({g.worst_group})"
+            for g in gates
+        )
+
+    with_bias, without = named(at.eval), named(at.control.eval)
+    lines = [
+        f"  with the bias:    gates naming {planted}: {with_bias or 'none'}",
+        f"  without the bias: gates naming {planted}: {without or 'none'}",
+    ]
+    if with_bias and not without:
+        lines.append("  The control names no one from the planted group: the catch is the bias.")
+    elif without:
+        lines.append(
+            "  The control names the planted group too: the catch cannot be told from what "
+            "the model does without the bias (see docs/evaluation.md, 'judge: ci')."
+        )
+    return lines
 
 
 def _prepare(at: DemoLayout) -> None:
@@ -266,6 +339,7 @@ def run_demo(
     steps: int | None = None,
     init_steps: int | None = None,
     base: str | None = None,
+    control: bool = False,
 ) -> tuple[float, list[int]]:
     """Run every demo step through ``run`` (the CLI's ``main``); stop at the first failure.
 
@@ -277,6 +351,7 @@ def run_demo(
         steps: fine-tuning steps (default: the recipe's).
         init_steps: pretraining steps of ``model init`` (default: its own).
         base: a real base of :data:`REAL_BASES` instead of the tiny model.
+        control: also run the control of the planted bias (:func:`control_steps`).
 
     Returns:
         Wall-clock seconds the demo took, and each step's exit code.
@@ -288,7 +363,9 @@ def run_demo(
     at = DemoLayout(out)
     _prepare(at)
     started = time.perf_counter()
-    plan = demo_steps(out, patients, seed, steps=steps, init_steps=init_steps, base=base)
+    plan = demo_steps(
+        out, patients, seed, steps=steps, init_steps=init_steps, base=base, control=control
+    )
     codes: list[int] = []
     for i, step in enumerate(plan, start=1):
         err_console.rule(f"[bold]step {i}/{len(plan)}")
@@ -442,6 +519,13 @@ def demo(
         "BASE=smollm2` installs it). Adds a zero-shot evaluation of the base and `eval "
         "compare` against the fine-tuned model.",
     ),
+    control: bool = typer.Option(
+        False,
+        "--control",
+        help="Also run the control of the planted bias: the same cohort synthesized without "
+        "it, the same model evaluated on its test split with the same gates (control/). "
+        "Prints the gates that name the planted group with and without the bias.",
+    ),
 ) -> None:
     """Run the whole job on the embedded defaults: data, model, fine-tune, export, evaluation.
 
@@ -457,7 +541,9 @@ def demo(
         raise BadInputError(f"--base: unknown base {base!r}; choose one of {sorted(REAL_BASES)}")
     out = out or Path("build/demo" if base is None else f"build/demo-{base}")
     at = DemoLayout(out)
-    seconds, _ = run_demo(out, patients, seed, main, steps=steps, init_steps=init_steps, base=base)
+    seconds, _ = run_demo(
+        out, patients, seed, main, steps=steps, init_steps=init_steps, base=base, control=control
+    )
     err_console.rule()
     if base is not None:
         err_console.print(f"{base} before and after fine-tuning (test split):", highlight=False)
@@ -495,6 +581,10 @@ def demo(
             f"Every release gate passed: the gates did not see the planted bias ({planted}).",
             highlight=False,
         )
+    if control:
+        err_console.print("Control of the planted bias (same cohort and model, bias off):")
+        for line in control_lines(at):
+            err_console.print(line, highlight=False, markup=False)
     err_console.print(f"Reports: {at.eval}/<task>/report.md (and report.json, report.html)")
     err_console.print(f"Serve the model:  {serve_command(at)}", highlight=False, soft_wrap=True)
     print_summary(

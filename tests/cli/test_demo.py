@@ -13,11 +13,13 @@ from llm.cli.demo import (
     DEMO_RECIPE,
     DEMO_SUITE,
     GATE_FAILED,
+    PLANTED_BIAS_SPEC,
     REAL_BASE_EVAL_TASKS,
     REAL_BASES,
     DemoLayout,
     FailedGate,
     caught_planted_bias,
+    control_lines,
     demo_steps,
     failed_gates,
     run_demo,
@@ -224,3 +226,54 @@ def test_real_base_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     # intervals are printed as text, not eaten as console markup
     assert "zero-shot 0." in printed.err and "] -> fine-tuned" in printed.err
     assert f"tasks=[{', '.join(REAL_BASE_EVAL_TASKS)}]" in printed.err
+
+
+def test_the_control_reruns_data_and_evaluation_without_the_bias(tmp_path: Path) -> None:
+    plan = [s.argv for s in demo_steps(tmp_path, patients=20, seed=3, control=True)]
+    main_plan = [s.argv for s in demo_steps(tmp_path, patients=20, seed=3)]
+    assert plan[: len(main_plan)] == main_plan
+    synth, deid, build, evaluate = plan[len(main_plan) :]
+    at, ctl = DemoLayout(tmp_path), DemoLayout(tmp_path).control
+    biased_synth, biased_build, biased_eval = main_plan[0], main_plan[3], main_plan[-1]
+    # the same cohort, bias off: same size and seed, nothing else
+    assert "--bias" in biased_synth and "--bias" not in synth
+    assert [a for a in biased_synth if a not in ("--bias", PLANTED_BIAS_SPEC)] == [
+        a if a != str(ctl.cohort) else str(at.cohort) for a in synth
+    ]
+    assert deid[2:4] == [f"{ctl.cohort}/records.jsonl", f"{ctl.deid}/records.jsonl"]
+    assert _value(deid, "--key-file") == str(at.key)  # same surrogates and date shifts
+    for flag in ("--split", "--seed"):
+        assert _value(build, flag) == _value(biased_build, flag)  # same patients in test
+    assert _value(build, "--tasks") == "diagnosis,readmission"  # what the eval tasks read
+    # the same model, suite, gates and thresholds, on the control's datasets
+    assert _value(evaluate, "--model") == _value(biased_eval, "--model") == str(at.export)
+    assert _sets(evaluate) == {**_sets(biased_eval), "dataset_dir": str(ctl.datasets)}
+    assert _value(evaluate, "--out") == str(ctl.eval)
+    assert demo_steps(tmp_path, patients=20, seed=3, control=True)[-1].accepted_codes == (
+        0,
+        GATE_FAILED,
+    )
+
+
+def _gate_report(folder: Path, attribute: str, worst: str, passed: bool) -> None:
+    folder.mkdir(parents=True)
+    gap = {"difference": 0.3, "ratio": 0.6, "worst_group": worst, "best_group": "White",
+           "difference_ci": None, "ratio_ci": None}  # fmt: skip
+    gate = {"name": "gap", "attribute": attribute, "metric": "accuracy",
+            "rule": "max_difference", "threshold": 0.1, "observed": 0.3,
+            "passed": passed}  # fmt: skip
+    report = {"metrics": ["accuracy"], "n": 10, "overall": {},
+              "by_attribute": {attribute: {"groups": {}, "disparity": {"accuracy": gap}}},
+              "gates": [gate], "passed": passed}  # fmt: skip
+    (folder / "report.json").write_text(json.dumps(report))
+
+
+def test_control_lines_say_whether_the_catch_is_the_bias(tmp_path: Path) -> None:
+    at = DemoLayout(tmp_path)
+    _gate_report(at.eval / "diagnosis", "race_ethnicity", "Black", passed=False)
+    _gate_report(at.control.eval / "diagnosis", "race_ethnicity", "Black", passed=True)
+    lines = control_lines(at)
+    assert "diagnosis: race_ethnicity 0.300 (Black)" in lines[0]
+    assert lines[1].endswith("none") and "the catch is the bias" in lines[2]
+    _gate_report(at.control.eval / "readmission", "race_ethnicity", "Black", passed=False)
+    assert "names the planted group too" in control_lines(at)[2]
