@@ -31,6 +31,8 @@ class RequestTrace:
     completion_tokens: int = 0
     usage: Usage | None = None
     prompt_tokens: int | None = None
+    # set once the request holds a generation slot and its backend generator runs
+    generating: bool = False
 
     def saw(self, chunk: GenerationChunk) -> None:
         """Account for one backend chunk."""
@@ -89,4 +91,5 @@ class RequestLedger:
             completion_tokens=record.completion_tokens,
             ttft_s=(record.ttft_ms / 1000) if record.ttft_ms is not None else None,
             decode_s=decode_s,
+            generating=trace.generating,
         )

@@ -127,7 +127,8 @@ def create_app(backend: Backend, config: ServeConfig, keys: KeyRing | None = Non
 
     @app.get("/ready")
     async def ready() -> JSONResponse:
-        if backend.ready():
+        # asks the backend now: an upstream that died (or came back) is seen at once
+        if await gateway.probe_backend():
             return JSONResponse({"status": "ready", "backend": backend.name})
         return JSONResponse({"status": "not ready", "backend": backend.name}, status_code=503)
 

@@ -51,6 +51,8 @@ from serving.streaming import SSEResponse, StallGuard, next_chunk, sse
 logger = logging.getLogger("serving.gateway")
 
 MODELS_ENDPOINT = "/v1/models"
+# while the backend is not ready, requests ask it again at most this often (recovery)
+READY_PROBE_INTERVAL_S = 1.0
 T = TypeVar("T")
 
 
@@ -85,6 +87,8 @@ class Gateway:
             config.retry_after_s,
             on_change=metrics.queue_changed,
         )
+        self._probe_lock = asyncio.Lock()
+        self._last_probe = -READY_PROBE_INTERVAL_S
 
     # ------------------------------------------------------------ endpoints
 
@@ -168,6 +172,7 @@ class Gateway:
         # a name that is not served is client text and may carry anything
         record.model = self.metrics.model_label(parsed.model)
         record.stream = parsed.stream
+        await self.ensure_ready()
         gen_request, trace.prompt_tokens = self.build_request(parsed, caller, record.request_id)
         record.prompt_hmac = self.audit.hash_prompt(gen_request.prompt, gen_request.messages)
         if parsed.stream:
@@ -175,6 +180,48 @@ class Gateway:
         choices = await self._watched(request, trace, self._collect(gen_request, trace))
         record.status = 200
         return JSONResponse(parsed.response_body(record.request_id, choices, trace.final_usage()))
+
+    # ---------------------------------------------------------------- readiness
+
+    async def probe_backend(self, max_age_s: float = 0.0) -> bool:
+        """Ask the backend now whether it can take requests (``Backend.check_ready``).
+
+        One probe runs at a time. An upstream or engine that died and came back
+        is found ready here and used again, without a restart of the gateway.
+
+        Args:
+            max_age_s: when a probe ran less than this long ago, answer from
+                ``Backend.ready`` instead of probing again.
+
+        Returns:
+            True when the backend is ready.
+        """
+        async with self._probe_lock:
+            if max_age_s and time.monotonic() - self._last_probe < max_age_s:
+                return self.backend.ready()
+            self._last_probe = time.monotonic()
+            try:
+                return bool(await self.backend.check_ready())
+            except Exception as exc:
+                logger.warning(
+                    "readiness probe of the %s backend failed: %s",
+                    self.backend.name,
+                    type(exc).__name__,
+                )
+                return False
+
+    async def ensure_ready(self) -> None:
+        """Return when the backend is ready, probing it (at most once a second) when it was not.
+
+        Raises:
+            BackendUnavailableError: the backend is still not ready (503).
+        """
+        if self.backend.ready():
+            return
+        if not await self.probe_backend(max_age_s=READY_PROBE_INTERVAL_S):
+            raise BackendUnavailableError(
+                f"backend {self.backend.name!r} is not ready", code="backend_not_ready"
+            )
 
     # ---------------------------------------------------------------- routing
 
@@ -302,6 +349,7 @@ class Gateway:
         texts = [""] * request.sampling.n
         finishes: list[str | None] = [None] * request.sampling.n
         async with self.queue.slot():
+            trace.generating = True
             stream = self.backend.generate(request)
             try:
                 async for chunk in stream:
@@ -328,6 +376,7 @@ class Gateway:
         in the stream become an error event followed by ``data: [DONE]``.
         """
         await self._watched(request, trace, self.queue.acquire())
+        trace.generating = True
         stream = self.backend.generate(gen_request)
         closed = False
 

@@ -20,6 +20,8 @@ from prometheus_client import (
 
 UNKNOWN_MODEL = "unknown"
 
+# statuses whose request was stopped by the gateway mid-generation
+CANCEL_REASONS = {499: "client_gone", 504: "timeout"}
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -50,6 +52,13 @@ class GatewayMetrics:
         self.in_flight = Gauge(
             "clinical_llm_in_flight",
             "Requests generating now.",
+            registry=self.registry,
+        )
+        self.cancelled = Counter(
+            "clinical_llm_generations_cancelled_total",
+            "Generations stopped before their end, by reason: client_gone (the client "
+            "disconnected, status 499) or timeout (request_timeout_s passed, 504).",
+            ["model", "reason"],
             registry=self.registry,
         )
         self.ttft = Histogram(
@@ -102,6 +111,7 @@ class GatewayMetrics:
         completion_tokens: int | None = None,
         ttft_s: float | None = None,
         decode_s: float | None = None,
+        generating: bool = False,
     ) -> None:
         """Record one finished request.
 
@@ -113,9 +123,13 @@ class GatewayMetrics:
             completion_tokens: tokens generated, when known.
             ttft_s: seconds to the first text, when any was produced.
             decode_s: seconds from the first to the last text.
+            generating: the request held a generation slot when it ended (a 499 or
+                504 then stopped a generation).
         """
         label = self.model_label(model)
         self.requests.labels(model=label, status=str(status), endpoint=endpoint).inc()
+        if generating and status in CANCEL_REASONS:
+            self.cancelled.labels(model=label, reason=CANCEL_REASONS[status]).inc()
         if prompt_tokens:
             self.tokens_in.labels(model=label).inc(prompt_tokens)
         if completion_tokens:

@@ -141,6 +141,17 @@ class Backend(ABC):
     def ready(self) -> bool:
         """True once ``start`` finished and the engine can take requests."""
 
+    async def check_ready(self) -> bool:
+        """Find out now whether the engine can take requests, and recover if it can.
+
+        The gateway calls it for ``/ready`` and, at most about once a second, while
+        :meth:`ready` is False, so an upstream or engine that died and came back is
+        used again without a restart. The default only reports :meth:`ready`;
+        backends whose engine lives elsewhere ask it (bounded by their connect
+        timeout) or start it again.
+        """
+        return self.ready()
+
     @abstractmethod
     def models(self) -> list[ServedModel]:
         """The base model and every adapter, as ``GET /v1/models`` lists them."""

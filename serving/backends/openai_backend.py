@@ -180,7 +180,8 @@ class OpenAIUpstreamBackend(Backend):
     async def _upstream_models(self) -> dict[str, dict[str, Any]]:
         assert self._client is not None
         try:
-            response = await self._client.get("/models")
+            # a probe: bounded by the connect timeout, not by the generation read timeout
+            response = await self._client.get("/models", timeout=self.timeout.connect)
         except httpx.HTTPError as exc:
             raise BackendUnavailableError(
                 f"upstream {self.base_url} is unreachable ({type(exc).__name__})"
@@ -200,8 +201,23 @@ class OpenAIUpstreamBackend(Backend):
             self._client = None
 
     def ready(self) -> bool:
-        """True once started and while the last upstream call did not fail to connect."""
+        """True once started and while the last upstream call or probe found it answering."""
         return self._client is not None and self._healthy
+
+    async def check_ready(self) -> bool:
+        """Ask the upstream's ``/models`` now (connect timeout bounds it); updates :meth:`ready`.
+
+        An upstream that answers but no longer serves a mapped model is not ready.
+        """
+        if self._client is None:
+            return False
+        try:
+            listed = await self._upstream_models()
+        except ServingError:
+            self._healthy = False
+        else:
+            self._healthy = set(self.upstream_names.values()) <= set(listed)
+        return self._healthy
 
     def models(self) -> list[ServedModel]:
         """The served names, mapped onto the upstream's models (known after ``start``)."""
@@ -264,8 +280,9 @@ class OpenAIUpstreamBackend(Backend):
                 f"upstream {self.base_url} did not answer within {self.timeout.read:g} s"
             ) from None
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            if isinstance(exc, httpx.ConnectError):
-                self._healthy = False
+            # refused, or the connection dropped mid-answer (upstream killed): not ready
+            # until a probe (check_ready) finds it answering again
+            self._healthy = False
             raise BackendUnavailableError(
                 f"upstream {self.base_url} is unreachable ({type(exc).__name__})"
             ) from None

@@ -221,7 +221,11 @@ class TritonBackend(Backend):
         if self._client is None:
             return False
         try:
-            self._ready = bool(await self._client.is_model_ready(self.triton_model))
+            self._ready = bool(
+                await asyncio.wait_for(
+                    self._client.is_model_ready(self.triton_model), self.connect_timeout_s
+                )
+            )
         except Exception:
             self._ready = False
         return self._ready
@@ -286,12 +290,16 @@ class TritonBackend(Backend):
                     )
                     chunk, prompt_len = _chunk(result, choice)
                     yield choice, chunk, prompt_len
-        except ServingError:
-            raise
         except Exception as exc:
-            error = _as_serving_error(exc, self.triton_model)
+            error = exc
+            if not isinstance(exc, ServingError):
+                error = _as_serving_error(exc, self.triton_model)
             if isinstance(error, BackendUnavailableError):
+                # the server went away (also when _stream already mapped the error): not
+                # ready until check_ready finds the model ready again
                 self._ready = False
+            if error is exc:
+                raise
             raise error from None
 
     async def _stream(

@@ -26,9 +26,11 @@ and runs eagerly; on GPU (PyPI ``vllm``) the same code runs with CUDA graphs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -60,6 +62,8 @@ LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 # Prompts tokenized by count_prompt_tokens, kept until generate takes them: the
 # gateway always counts first, so each prompt is tokenized once.
 ENCODED_CACHE_SIZE = 1024
+# after a failed restart of a dead engine, the next try waits this long
+RESTART_BACKOFF_S = 10.0
 FinishReason = Literal["stop", "length"]
 
 
@@ -234,6 +238,10 @@ class VLLMBackend(Backend):
         self._context: int | None = self.options.max_model_len
         self._lora_requests: dict[str, Any] = {}
         self._encoded: OrderedDict[str, list[int]] = OrderedDict()
+        # set by start, cleared by close: a dead engine is started again only while wanted
+        self._wanted = False
+        self._restart: asyncio.Task[None] | None = None
+        self._last_restart_failure = -RESTART_BACKOFF_S
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -307,6 +315,7 @@ class VLLMBackend(Backend):
         """
         if self.engine is not None:
             return
+        self._wanted = True
         try:
             # ~15-40 s on CPU: a worker thread keeps /health answering meanwhile
             engine = await asyncio.to_thread(self._build_engine)
@@ -326,10 +335,22 @@ class VLLMBackend(Backend):
         )
 
     async def close(self) -> None:
-        """Shut the engine core process down."""
+        """Shut the engine core process down (and stop a restart in progress)."""
+        self._wanted = False
+        restart, self._restart = self._restart, None
+        if restart is not None and not restart.done():
+            restart.cancel()
+            with contextlib.suppress(BaseException):
+                await restart
+        await self._shutdown_engine()
+
+    async def _shutdown_engine(self) -> None:
         engine, self.engine = self.engine, None
         if engine is not None:
-            await asyncio.to_thread(engine.shutdown)
+            try:
+                await asyncio.to_thread(engine.shutdown)
+            except Exception as exc:  # a dead engine core may fail its own shutdown
+                logger.warning("vLLM engine shutdown failed: %s", type(exc).__name__)
             del engine
             # AsyncLLM sits in reference cycles; collected at interpreter exit, its __del__
             # would run shutdown() again with module globals already gone
@@ -338,6 +359,37 @@ class VLLMBackend(Backend):
     def ready(self) -> bool:
         """True while the engine is up and has not failed."""
         return self.engine is not None and not self.engine.errored
+
+    def restarting(self) -> bool:
+        """True while a dead engine is being started again."""
+        return self._restart is not None and not self._restart.done()
+
+    async def check_ready(self) -> bool:
+        """True while the engine is up; a dead engine is started again in the background.
+
+        vLLM's ``AsyncLLM`` cannot be revived once its engine core process has
+        died (``errored``), so the old engine is shut down and a new one built,
+        which takes as long as the first start (30-45 s on CPU). Meanwhile the
+        gateway answers 503 and ``/ready`` says not ready. A failed restart is
+        tried again after ``RESTART_BACKOFF_S``.
+        """
+        if self.ready():
+            return True
+        if not self._wanted or self.restarting():
+            return False
+        if time.monotonic() - self._last_restart_failure < RESTART_BACKOFF_S:
+            return False
+        self._restart = asyncio.create_task(self._restart_engine())
+        return False
+
+    async def _restart_engine(self) -> None:
+        logger.warning("the vLLM engine is dead; starting it again")
+        await self._shutdown_engine()
+        try:
+            await self.start()
+        except BackendUnavailableError as exc:
+            self._last_restart_failure = time.monotonic()
+            logger.error("restart of the vLLM engine failed: %s", exc)
 
     def models(self) -> list[ServedModel]:
         """The base model and each adapter, with the engine's context length."""

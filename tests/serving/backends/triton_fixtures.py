@@ -54,13 +54,18 @@ def ensure_venv(tmp_path_factory: pytest.TempPathFactory) -> float:
     return time.monotonic() - started
 
 
-def start_server(repository: Path, model: str, log: Path) -> TritonServer:
-    """Start scripts/triton_server.py on free ports and wait until the model is ready.
+def start_server(
+    repository: Path, model: str, log: Path, ports: tuple[int, int] | None = None
+) -> TritonServer:
+    """Start scripts/triton_server.py and wait until the model is ready.
+
+    ``ports`` (gRPC, HTTP) default to free ones; a server started again after a
+    crash takes its old ones.
 
     Raises:
         RuntimeError: the server exited or was not ready within the timeout (log attached).
     """
-    grpc_port, http_port = free_port(), free_port()
+    grpc_port, http_port = ports or (free_port(), free_port())
     command = [
         sys.executable,
         str(SCRIPTS / "triton_server.py"),
@@ -73,7 +78,7 @@ def start_server(repository: Path, model: str, log: Path) -> TritonServer:
     ]
     env = {**os.environ, "CLINICAL_LLM_TRITON_THREADS": "1"}
     started = time.monotonic()
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     http_url = f"http://127.0.0.1:{http_port}"
     while time.monotonic() - started < START_TIMEOUT_S:
