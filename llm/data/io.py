@@ -10,6 +10,7 @@ errors go to a rejects file (JSONL: ``file``, ``line``, ``field``, ``error``,
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,14 +42,23 @@ class ReadStats:
             raise AssertionError(f"counts do not reconcile: {self.summary()}")
 
 
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
 def format_loc(loc: tuple[int | str, ...]) -> str:
-    """Turn a pydantic error location into ``encounters[0].labs[2].value``."""
+    """Turn a pydantic error location into ``encounters[0].labs[2].value``.
+
+    A key that does not look like a field name (an unknown key holding a patient's name,
+    say) is shown as ``<key>``: the location is printed and logged, and must not carry
+    the record's text (the PHI canary test found this).
+    """
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            name = part if _FIELD_NAME.fullmatch(part) else "<key>"
+            out += f".{name}" if out else name
     return out or "<record>"
 
 
@@ -105,6 +115,7 @@ def iter_records(
     skip_invalid: bool = False,
     rejects: IO[str] | None = None,
     check_assets: bool = True,
+    rejects_raw: bool = True,
 ) -> Iterator[PatientRecord]:
     """Yield the valid records of a JSONL file, counting into ``stats``.
 
@@ -114,6 +125,9 @@ def iter_records(
         skip_invalid: go on past bad lines instead of raising.
         rejects: where skipped lines are written (JSONL), when skipping.
         check_assets: check that image and waveform files exist.
+        rejects_raw: copy each rejected line into its rejects entry (``raw``); False
+            where the rejects file must hold no record text (``data deid`` writes it
+            beside the de-identified output).
 
     Raises:
         BadInputError: the file does not exist.
@@ -138,9 +152,10 @@ def iter_records(
                 stats.rejected += 1
                 stats.errors.append(err)
                 if rejects is not None:
+                    shown = {"raw": text} if rejects_raw else {}
                     for e in err.all:
                         rejects.write(
-                            json.dumps({**e.to_dict(), "raw": text}, ensure_ascii=False) + "\n"
+                            json.dumps({**e.to_dict(), **shown}, ensure_ascii=False) + "\n"
                         )
                 continue
             stats.used += 1

@@ -331,7 +331,10 @@ def deidentify_records(
         Path(rejects_path).parent.mkdir(parents=True, exist_ok=True)
         rejects_fh = Path(rejects_path).open("w", encoding="utf-8")  # noqa: SIM115 - closed below
     try:
-        records = iter_records(in_path, stats=stats, skip_invalid=skip_invalid, rejects=rejects_fh)
+        # the rejects file sits beside the de-identified output: errors only, no raw lines
+        records = iter_records(
+            in_path, stats=stats, skip_invalid=skip_invalid, rejects=rejects_fh, rejects_raw=False
+        )
         results = _results(records, config, workers)
         if progress is not None:
             results = progress(results)
