@@ -249,13 +249,18 @@ def _evaluate(gate: GateSpec, attribute: str | None, report: SubgroupReport) -> 
         notes.append("undefined (no non-small group or no interval): gate fails")
     elif skipped:
         notes.append(f"groups without a value, not checked: {', '.join(skipped)}")
-    if seen.insufficient:
+    # a violation among the groups it saw fails the gate whatever it did not see; only a
+    # pass (or no value) rests on the groups left out, and is then "insufficient data"
+    insufficient = bool(seen.insufficient) and (observed is None or judged)
+    if insufficient:
         verdict = (
             "allowed: judged on the compared groups only"
             if gate.allow_insufficient_data
             else "gate fails (allow_insufficient_data: true judges the compared groups only)"
         )
         notes.append(f"insufficient data: {'; '.join(seen.insufficient)}; {verdict}")
+    elif seen.insufficient:
+        notes.append(f"fails on the compared groups; also {'; '.join(seen.insufficient)}")
     return GateResult(
         name=gate.display_name(attribute),
         attribute=attribute,
@@ -265,10 +270,10 @@ def _evaluate(gate: GateSpec, attribute: str | None, report: SubgroupReport) -> 
         use=gate.use,
         judge=gate.judge,
         observed=observed,
-        passed=judged and (not seen.insufficient or gate.allow_insufficient_data),
+        passed=judged and (not insufficient or gate.allow_insufficient_data),
         group=group,
         note=" ".join(notes) or None,
-        insufficient_data=bool(seen.insufficient),
+        insufficient_data=insufficient,
         excluded=seen.excluded,
         excluded_share=seen.excluded_share if seen.excluded else None,
     )

@@ -238,6 +238,11 @@ def test_a_gate_that_left_out_a_material_share_says_insufficient_data(tmp_path: 
     )
     assert wide.passed and not wide.insufficient_data and wide.excluded  # still listed
     assert "insufficient_data" not in wide.model_dump(mode="json")
+    # a gap past the threshold among the groups it did see fails whatever it did not see
+    text = "- {attribute: '*', metric: accuracy, rule: max_difference, threshold: 0.05}\n"
+    (seen,) = evaluate_gates(load_gates(_write(tmp_path, text)), report)
+    assert seen.status == "failed" and not seen.insufficient_data and seen.excluded
+    assert "fails on the compared groups; also groups left out hold 19%" in (seen.note or "")
 
 
 def test_a_required_group_left_out_gives_insufficient_data(tmp_path: Path) -> None:
