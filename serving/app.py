@@ -10,6 +10,7 @@ not audited.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -32,6 +33,7 @@ from serving.errors import (
 from serving.errors_http import error_response
 from serving.gateway import MODELS_ENDPOINT, Gateway
 from serving.metrics import GatewayMetrics
+from serving.openapi import gateway_openapi
 from serving.protocol import ChatCompletionRequest, CompletionRequest
 
 logger = logging.getLogger("serving.gateway")
@@ -86,11 +88,13 @@ def create_app(backend: Backend, config: ServeConfig, keys: KeyRing | None = Non
     app = FastAPI(
         title="clinical-llm gateway",
         lifespan=lifespan,
+        # the schema is served (clients and fuzzers read it); the docs pages stay off
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",
     )
     app.state.gateway = gateway
+    app.openapi = functools.cache(lambda: gateway_openapi(app, config))  # type: ignore[method-assign]
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -99,7 +103,8 @@ def create_app(backend: Backend, config: ServeConfig, keys: KeyRing | None = Non
             error = ModelNotFoundError(f"no route {request.url.path}", code="route_not_found")
         else:
             error = BadRequestError(str(exc.detail), code="http_error", status_code=exc.status_code)
-        return JSONResponse(error.body(), status_code=exc.status_code)
+        # keeps e.g. the Allow header of a 405, which HTTP requires
+        return JSONResponse(error.body(), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

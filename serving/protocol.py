@@ -14,12 +14,13 @@ Each ``ChoiceText`` is one choice of a non-streaming answer: ``(text, finish_rea
 
 from __future__ import annotations
 
+import re
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from serving.backends.base import (
     ChatMessage,
@@ -40,6 +41,55 @@ from serving.unsupported import (
 
 ChoiceText = tuple[str, str | None]
 
+# temperatures below this decode greedily (vLLM's _SAMPLING_EPS)
+GREEDY_TEMPERATURE = 1e-5
+
+# data:image/TYPE[;param...];base64,DATA with DATA whole base64 quads (what b64decode takes).
+# The schema states it as one pattern; the check splits it so that no backtracking regex
+# runs over a 16 MB body (the one-pattern form took seconds on a crafted URL).
+_IMAGE_DATA_URL_PATTERN = (
+    r"^data:image/[A-Za-z0-9.+\-]{1,64}(;[A-Za-z0-9.+\-=]{1,64}){0,8};base64,"
+    r"([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+)
+_DATA_URL_HEADER = re.compile(
+    r"data:image/[A-Za-z0-9.+\-]{1,64}(;[A-Za-z0-9.+\-=]{1,64}){0,8};base64"
+)
+_MAX_HEADER = 11 + 64 + 8 * 65 + 7
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]")
+
+
+def is_image_data_url(url: str) -> bool:
+    """True when ``url`` is a ``data:image/...;base64,...`` URL with well-formed base64."""
+    header, comma, data = url.partition(",")
+    if not comma or len(header) > _MAX_HEADER or not _DATA_URL_HEADER.fullmatch(header):
+        return False
+    body = data.rstrip("=")
+    padding = len(data) - len(body)
+    return padding <= 2 and len(data) % 4 == 0 and not _NOT_BASE64.search(body)
+
+
+# JSON schemas of fields whose rules a validator words (the schema only documents them)
+_STOP_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": 4},
+        {"type": "null"},
+    ],
+    "description": "Up to 4 non-empty stop sequences.",
+}
+_PROMPT_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "minItems": 1,
+            "maxItems": 1,
+        },
+    ],
+    "description": "One non-empty prompt per request (a string, or a list of one string).",
+}
+
 
 class StreamOptions(BaseModel):
     """``stream_options``: whether the last SSE chunk carries usage."""
@@ -54,7 +104,8 @@ class ImageURL(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    url: str
+    # the pattern documents the check below (which words the error) in the schema
+    url: str = Field(json_schema_extra={"pattern": _IMAGE_DATA_URL_PATTERN})
     detail: str | None = None
 
     @field_validator("url")
@@ -63,6 +114,9 @@ class ImageURL(BaseModel):
         # The gateway never fetches remote images: clinical apps send the bytes.
         if not url.startswith("data:image/"):
             raise ValueError("must be a data:image/... URL; remote images are not fetched")
+        # the form every backend decodes; a malformed one used to reach the backend
+        if not is_image_data_url(url):
+            raise ValueError("must be data:image/TYPE;base64,DATA with DATA valid base64")
         return url
 
 
@@ -118,8 +172,10 @@ class OpenAIRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    seed: int | None = None
-    stop: str | list[str] | None = None
+    # a 64-bit seed, as the engines take it (a larger one used to reach them and fail)
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
+    # the schema states what the validator below checks
+    stop: Annotated[str | list[str] | None, WithJsonSchema(_STOP_SCHEMA)] = None
     n: int = Field(1, ge=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -163,7 +219,9 @@ class OpenAIRequest(BaseModel):
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
         return SamplingParams(
             max_tokens=max_tokens,
-            temperature=self.temperature,
+            # below GREEDY_TEMPERATURE sampling is greedy in all but rounding (vLLM's rule);
+            # a subnormal temperature reached the engines as 0 or inf and failed the batch
+            temperature=0.0 if self.temperature < GREEDY_TEMPERATURE else self.temperature,
             top_p=self.top_p,
             seed=self.seed,
             stop=stop,
@@ -301,7 +359,15 @@ class CompletionRequest(OpenAIRequest):
     prompt_field: ClassVar[str] = "prompt"
     unsupported: ClassVar[dict[str, NeutralOnly]] = COMPLETION_UNSUPPORTED
 
-    prompt: str | list[str]
+    prompt: Annotated[str | list[str], WithJsonSchema(_PROMPT_SCHEMA)]
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_empty(cls, prompt: str | list[str]) -> str | list[str]:
+        # an empty prompt is refused here, not by some backends only (transformers did)
+        if any(not text for text in ([prompt] if isinstance(prompt, str) else prompt)):
+            raise ValueError("must not be empty")
+        return prompt
 
     def prompt_text(self) -> str:
         """The single prompt string.

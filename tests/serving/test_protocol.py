@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 from pydantic import ValidationError
 
 from serving.backends.base import GenerationChunk, Usage
 from serving.errors import BadRequestError
 from serving.errors_http import validation_error
-from serving.protocol import ChatCompletionRequest, CompletionRequest
+from serving.protocol import ChatCompletionRequest, CompletionRequest, is_image_data_url
 
 
 def test_to_sampling_params() -> None:
@@ -145,6 +148,53 @@ def test_content_parts_and_image_data_urls() -> None:
     error = validation_error(err.value)
     assert error.param == "messages.0.content.0.image_url.image_url.url"
     assert "data:image" in error.message and "passwd" not in error.message
+
+
+@pytest.mark.parametrize(
+    ("url", "valid"),
+    [
+        ("data:image/png;base64,AAAA", True),
+        ("data:image/png;base64,AA==", True),
+        ("data:image/jpeg;charset=utf-8;base64,/9j/", True),
+        ("data:image/png,AAAA", False),  # not base64
+        ("data:image/png;base64,AAA", False),  # not whole quads: b64decode refused it
+        ("data:image/png;base64,A=AA", False),
+        ("data:image/png;base64,AA A", False),
+        ("data:image/;base64,AAAA", False),
+    ],
+)
+def test_image_data_urls_are_checked_like_the_schema_says(url: str, valid: bool) -> None:
+    assert is_image_data_url(url) is valid
+    pattern = ChatCompletionRequest.model_json_schema()["$defs"]["ImageURL"]["properties"]["url"]
+    assert (re.match(pattern["pattern"], url) is not None) is valid
+
+
+def test_image_data_url_check_is_linear_on_crafted_urls() -> None:
+    # the first single-regex check took seconds on these (run in the event loop)
+    crafted = [
+        "data:image/png" + ";a" * (2 * 2**20) + ";base64,AAAA",
+        "data:image/png;base64," + "A" * (4 * 2**20) + "AAA!",
+    ]
+    started = time.perf_counter()
+    assert not any(is_image_data_url(url) for url in crafted)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_empty_prompt_is_refused_at_parse() -> None:
+    for prompt in ("", [""]):
+        with pytest.raises(ValidationError) as err:
+            CompletionRequest.model_validate({"model": "m", "prompt": prompt})
+        assert validation_error(err.value).param == "prompt"
+
+
+def test_subnormal_temperature_decodes_greedily() -> None:
+    # a temperature float32 rounds to 0 made the engines divide by zero
+    request = CompletionRequest.model_validate({"model": "m", "prompt": "p", "temperature": 5e-324})
+    assert request.to_sampling_params(1).temperature == 0.0
+    assert (
+        CompletionRequest(model="m", prompt="p", temperature=0.5).to_sampling_params(1).temperature
+        == 0.5
+    )
 
 
 def test_validation_error_never_echoes_values() -> None:
