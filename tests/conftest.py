@@ -103,7 +103,9 @@ def pytest_configure(config: pytest.Config) -> None:
     _expected_skips(config)  # a typo fails the run at once, not after an hour of tests
 
 
-def _refuse_unexpected_skip(config: pytest.Config, report: pytest.BaseReport) -> None:
+def _refuse_unexpected_skip(
+    config: pytest.Config, report: pytest.TestReport | pytest.CollectReport
+) -> None:
     """Turn the skip of a real component into a failure where the run requires it."""
     if not report.skipped or config.getoption("--real-components") != "required":
         return

@@ -100,6 +100,7 @@ def vllm_gateway(
         adapters={ADAPTER: str(adapter)},
         backend_options=options,
         audit_log=tmp_path / "audit.jsonl",
+        audit_key_file=tmp_path / "audit-hmac.key",
         port=0,
     )
     server = BackgroundServer(create_app(backend, config, KeyRing([])), start_timeout_s=600)

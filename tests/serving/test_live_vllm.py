@@ -63,6 +63,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, chat_tokenizer: Any) -> It
         adapters={ADAPTER: adapter},
         backend_options=engine_options(root),
         audit_log=root / "audit.jsonl",
+        audit_key_file=root / "audit-hmac.key",
         port=0,
     )
     server = BackgroundServer(create_app(backend, config, KeyRing([])), start_timeout_s=600)
