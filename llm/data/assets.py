@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from llm.errors import BadInputError
+from llm.files import atomic_path
 
 ECG_LAYOUT: tuple[tuple[str, ...], ...] = (
     ("I", "aVR", "V1", "V4"),
@@ -64,8 +65,8 @@ class AssetError(BadInputError):
 
 
 def _save_png(image: Image.Image, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    image.save(dst, format="PNG", optimize=False)
+    with atomic_path(dst) as tmp:
+        image.save(tmp, format="PNG", optimize=False)
 
 
 def _first(value: object) -> float:
@@ -150,24 +151,67 @@ def image_to_png(src: Path, dst: Path) -> tuple[int, int]:
     return image.size
 
 
+def check_ecg_file(src: Path, leads: Sequence[str]) -> None:
+    """Check an ECG ``.npy`` from its header alone: a NumPy array file, numeric, and
+    ``(len(leads), n_samples)`` with ``n_samples > 0``. The samples are not read.
+
+    Raises:
+        AssetError: naming the file and what is wrong (``unreadable_waveform``).
+    """
+    try:
+        with src.open("rb") as fh:
+            if fh.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+                raise AssetError(
+                    src,
+                    "unreadable_waveform",
+                    "not a NumPy .npy file (it does not start with the .npy magic bytes)",
+                )
+            fh.seek(0)
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:  # 2.0; 3.0 differs only in allowing UTF-8 field names
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    except AssetError:
+        raise
+    except Exception as exc:  # numpy raises ValueError/OSError/EOFError for bad headers
+        raise AssetError(
+            src, "unreadable_waveform", f"cannot read the .npy header ({type(exc).__name__})"
+        ) from None
+    _check_ecg_array(src, tuple(shape), np.dtype(dtype), leads)
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _check_ecg_array(
+    src: Path, shape: tuple[int, ...], dtype: np.dtype, leads: Sequence[str]
+) -> None:
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise AssetError(
+            src, "unreadable_waveform", f"expected real numbers (int or float), got dtype {dtype}"
+        )
+    if len(shape) != 2 or shape[0] != len(leads) or shape[1] == 0:
+        raise AssetError(
+            src,
+            "unreadable_waveform",
+            f"expected shape ({len(leads)}, n_samples) for leads {list(leads)}, got {shape}",
+        )
+
+
 def load_ecg(src: Path, leads: Sequence[str]) -> np.ndarray:
     """Load an ECG ``.npy`` (leads x samples, millivolts) as float32.
 
     Raises:
-        AssetError: unreadable file, or a shape that does not match ``leads``.
+        AssetError: not a ``.npy`` file, not real numbers, or a shape that does
+            not match ``leads`` (see :func:`check_ecg_file`).
     """
+    check_ecg_file(src, leads)
     try:
         signal = np.load(src, allow_pickle=False)
     except Exception as exc:  # numpy raises ValueError/OSError/EOFError for bad files
         raise AssetError(src, "unreadable_waveform", f"cannot read ECG array: {exc}") from None
-    if signal.ndim != 2 or signal.shape[0] != len(leads) or signal.shape[1] == 0:
-        raise AssetError(
-            src,
-            "unreadable_waveform",
-            f"expected shape ({len(leads)}, n_samples) for leads {list(leads)}, got {signal.shape}",
-        )
-    if not np.issubdtype(signal.dtype, np.number):
-        raise AssetError(src, "unreadable_waveform", f"expected numbers, got dtype {signal.dtype}")
+    _check_ecg_array(src, signal.shape, signal.dtype, leads)
     return np.nan_to_num(signal.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 

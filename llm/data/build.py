@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
 import shutil
 from collections import Counter, defaultdict
@@ -38,7 +39,13 @@ from llm.data.io import ReadStats, read_records, write_jsonl
 from llm.data.schema import PatientRecord
 from llm.data.tasks import TASKS, RenderContext, Skip, Task
 from llm.errors import BadInputError
-from llm.files import read_json_object
+from llm.files import (
+    WRITE_ERRNOS,
+    atomic_write,
+    check_writable_dir,
+    read_json_object,
+    write_error,
+)
 from llm.manifest import earlier_manifest, file_sha256, git_commit, library_versions
 
 SPLITS = ("train", "validation", "test")
@@ -232,11 +239,15 @@ def assets_sha256(out: Path, paths: Iterable[str]) -> str:
 
 
 def prepare_out_dir(out: Path, records: Path, rejects: Path | None) -> None:
-    """Make ``out`` ready: create it, or clear an earlier build there.
+    """Check that ``out`` can take a build: new, empty, or an earlier build of ours.
+
+    Nothing is removed here: the build is written to a staging folder beside
+    ``out`` and only replaces an earlier build when complete (:func:`publish_build`).
 
     Raises:
         BadInputError: ``out`` is a file, holds something other than an earlier
-            build (no manifest of ours), or contains the records or rejects file.
+            build (no manifest of ours), contains the records or rejects file,
+            or its folder cannot be written.
     """
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: exists and is not a folder")
@@ -251,8 +262,35 @@ def prepare_out_dir(out: Path, records: Path, rejects: Path | None) -> None:
                 f"--out {out}: folder is not empty and holds no earlier build "
                 f"(no {MANIFEST_KIND} manifest.json); choose an empty or new folder"
             )
-        shutil.rmtree(out)  # an earlier build of ours: replace it whole, no stale tasks
-    out.mkdir(parents=True, exist_ok=True)
+    # the staging folder and the swap are made in out's parent
+    check_writable_dir(out.parent if out.exists() else out, what="build folder")
+    if rejects is not None:
+        check_writable_dir(rejects.parent, what="rejects file")
+
+
+def staging_dir(out: Path) -> Path:
+    """Where a build is written before it replaces ``out``: hidden, beside it, per process."""
+    return out.parent / f".{out.name}.{os.getpid()}.partial"
+
+
+def publish_build(staging: Path, out: Path) -> None:
+    """Put a complete build in ``out``'s place, then remove the earlier build.
+
+    Two renames on one file system: ``out`` never holds a mix of two builds.
+    Should the second rename fail, the earlier build is put back.
+    """
+    old = out.parent / f".{out.name}.{os.getpid()}.old"
+    had_earlier = out.exists()
+    if had_earlier:
+        os.replace(out, old)
+    try:
+        os.replace(staging, out)
+    except OSError:
+        if had_earlier:
+            os.replace(old, out)
+        raise
+    if had_earlier:
+        shutil.rmtree(old)
 
 
 @dataclass
@@ -388,7 +426,8 @@ def write_patient_splits(out: Path, splits: dict[str, str]) -> None:
     for pid, split in splits.items():
         by_split[split].append(pid)
     payload = {s: sorted(ids) for s, ids in by_split.items()}
-    (out / PATIENT_SPLITS_FILE).write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    with atomic_write(out / PATIENT_SPLITS_FILE) as fh:
+        fh.write(json.dumps(payload, indent=1) + "\n")
 
 
 def read_patient_splits(dataset_dir: Path) -> dict[str, set[str]]:
@@ -480,42 +519,57 @@ def build_task_datasets(
         raise BadInputError(f"{records_path}: records file not found")
     prepare_out_dir(out, records_path, rejects)
     rejects_path = (rejects or out / "rejects.jsonl") if skip_invalid else None
-    records, stats = read_records(
-        records_path, skip_invalid=skip_invalid, rejects_path=rejects_path
-    )
-    check_unique_patients(records, records_path)
-    splits = assign_splits(records, proportions, seed)
-    tasks: list[Task] = [TASKS.get(name)() for name in task_names]
-    answers = {task.name: task.answer_space(records) for task in tasks}
-    ctx = RenderContext(records_dir=records_path.parent, out_dir=out, answers=answers)
-    outcomes = render_tasks(
-        records, tasks, ctx, splits, skip_invalid=skip_invalid, progress=progress
-    )
-    for task in tasks:
-        save_task(out, task, outcomes[task.name])
-    write_patient_splits(out, splits)
-    manifest: dict[str, Any] = {
-        "kind": MANIFEST_KIND,
-        "package_version": llm.__version__,
-        "git_commit": git_commit(),
-        "args": {
-            "records": str(records_path),
-            "tasks": list(task_names),
-            "out": str(out),
-            "split": list(proportions),
-            "seed": seed,
-            "skip_invalid": skip_invalid,
-            "rejects": str(rejects_path) if rejects_path else None,
-        },
-        "records": {"path": str(records_path), "sha256": file_sha256(records_path)},
-        "read": stats.read,
-        "used": stats.used,
-        "rejected": stats.rejected,
-        "patients": {s: sum(1 for v in splits.values() if v == s) for s in SPLITS},
-        "tasks": {t.name: task_manifest(out, t, outcomes[t.name], answers[t.name]) for t in tasks},
-        "libraries": library_versions(LIBRARIES),
-        "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    staging = staging_dir(out)
+    shutil.rmtree(staging, ignore_errors=True)  # left by a killed run of this same pid
+    staging.mkdir(parents=True)
+    try:
+        records, stats = read_records(
+            records_path,
+            skip_invalid=skip_invalid,
+            rejects_path=(rejects or staging / "rejects.jsonl") if skip_invalid else None,
+        )
+        check_unique_patients(records, records_path)
+        splits = assign_splits(records, proportions, seed)
+        tasks: list[Task] = [TASKS.get(name)() for name in task_names]
+        answers = {task.name: task.answer_space(records) for task in tasks}
+        ctx = RenderContext(records_dir=records_path.parent, out_dir=staging, answers=answers)
+        outcomes = render_tasks(
+            records, tasks, ctx, splits, skip_invalid=skip_invalid, progress=progress
+        )
+        for task in tasks:
+            save_task(staging, task, outcomes[task.name])
+        write_patient_splits(staging, splits)
+        manifest: dict[str, Any] = {
+            "kind": MANIFEST_KIND,
+            "package_version": llm.__version__,
+            "git_commit": git_commit(),
+            "args": {
+                "records": str(records_path),
+                "tasks": list(task_names),
+                "out": str(out),
+                "split": list(proportions),
+                "seed": seed,
+                "skip_invalid": skip_invalid,
+                "rejects": str(rejects_path) if rejects_path else None,
+            },
+            "records": {"path": str(records_path), "sha256": file_sha256(records_path)},
+            "read": stats.read,
+            "used": stats.used,
+            "rejected": stats.rejected,
+            "patients": {s: sum(1 for v in splits.values() if v == s) for s in SPLITS},
+            "tasks": {
+                t.name: task_manifest(staging, t, outcomes[t.name], answers[t.name]) for t in tasks
+            },
+            "libraries": library_versions(LIBRARIES),
+            "started_at": started.isoformat(timespec="seconds"),
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        with atomic_write(staging / "manifest.json") as fh:
+            fh.write(json.dumps(manifest, indent=2) + "\n")
+        publish_build(staging, out)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)  # an earlier build in out is untouched
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:  # disk full, read-only
+            raise write_error(out, exc) from exc
+        raise
     return BuildResult(out=out, stats=stats, manifest=manifest, outcomes=outcomes)

@@ -4,7 +4,12 @@ Every reader counts what it saw: ``read = used + rejected`` (:class:`ReadStats`)
 A bad line raises :class:`~llm.errors.RecordError` naming file, line and field,
 unless the caller asked to skip invalid lines, in which case the line and its
 errors go to a rejects file (JSONL: ``file``, ``line``, ``field``, ``error``,
-``raw``) and reading goes on.
+``raw``) and reading goes on. Records files are UTF-8 (a byte-order mark is
+allowed); a line with bytes that are not is a bad line like any other, a
+UTF-16 file or one with no records at all is refused whole.
+
+Writers go through :func:`llm.files.atomic_write`: an interrupted write leaves
+the earlier file as it was and no partial one.
 """
 
 from __future__ import annotations
@@ -20,7 +25,13 @@ from pydantic import ValidationError
 
 from llm.data.schema import PatientRecord
 from llm.errors import BadInputError, RecordError
-from llm.files import parse_json_line
+from llm.files import (
+    NotUtf8Error,
+    atomic_write,
+    decode_utf8,
+    iter_byte_lines,
+    parse_json_line,
+)
 
 
 @dataclass
@@ -130,21 +141,23 @@ def iter_records(
             beside the de-identified output).
 
     Raises:
-        BadInputError: the file does not exist.
-        RecordError: a bad line, when ``skip_invalid`` is false.
+        BadInputError: the file does not exist, is UTF-16/32, or holds no
+            records (checked when the lines run out).
+        RecordError: a bad line (not JSON, not UTF-8, not a valid record),
+            when ``skip_invalid`` is false.
     """
     p = Path(path)
     if not p.is_file():
         raise BadInputError(f"{p}: records file not found")
     stats = stats if stats is not None else ReadStats(str(p))
     base_dir = p.parent if check_assets else None
-    with p.open(encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            text = raw.rstrip("\n")
-            if not text.strip():
+    with p.open("rb") as fh:
+        for lineno, raw in iter_byte_lines(fh, p):
+            if not raw.strip():
                 continue  # blank lines are layout, not records
             stats.read += 1
             try:
+                text = _decode_line(raw, path=str(p), line=lineno)
                 record = parse_record_line(text, path=str(p), line=lineno, base_dir=base_dir)
             except RecordError as err:
                 if not skip_invalid:
@@ -152,7 +165,7 @@ def iter_records(
                 stats.rejected += 1
                 stats.errors.append(err)
                 if rejects is not None:
-                    shown = {"raw": text} if rejects_raw else {}
+                    shown = {"raw": raw.decode("utf-8", errors="replace")} if rejects_raw else {}
                     for e in err.all:
                         rejects.write(
                             json.dumps({**e.to_dict(), **shown}, ensure_ascii=False) + "\n"
@@ -160,7 +173,16 @@ def iter_records(
                 continue
             stats.used += 1
             yield record
+    if stats.read == 0:
+        raise BadInputError(f"{p}: holds no records (the file is empty or only blank lines)")
     stats.check()
+
+
+def _decode_line(raw: bytes, *, path: str, line: int) -> str:
+    try:
+        return decode_utf8(raw, start=False)
+    except NotUtf8Error as exc:
+        raise RecordError(path, line, "<line>", str(exc)) from None
 
 
 def read_records(
@@ -177,8 +199,7 @@ def read_records(
     """
     stats = ReadStats(str(path))
     if skip_invalid and rejects_path is not None:
-        Path(rejects_path).parent.mkdir(parents=True, exist_ok=True)
-        with Path(rejects_path).open("w", encoding="utf-8") as rej:
+        with atomic_write(rejects_path) as rej:
             records = list(
                 iter_records(
                     path, stats=stats, skip_invalid=True, rejects=rej, check_assets=check_assets
@@ -201,23 +222,30 @@ def record_to_json(record: PatientRecord) -> str:
 
 
 def write_records(path: str | Path, records: Iterable[PatientRecord]) -> int:
-    """Write records as JSONL. Returns the number written."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with p.open("w", encoding="utf-8", newline="\n") as fh:
-        for rec in records:
-            fh.write(record_to_json(rec) + "\n")
-            n += 1
-    return n
+    """Write records as JSONL (atomically: see :func:`llm.files.atomic_write`).
+
+    Returns:
+        The number written.
+
+    Raises:
+        BadInputError: the file cannot be written (disk full, no permission);
+            an earlier file at ``path`` is left as it was.
+    """
+    return write_jsonl(path, (record.model_dump(mode="json") for record in records))
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
-    """Write plain dicts as JSONL (side files: PHI spans, rejects). Returns the count."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    """Write plain dicts as JSONL (side files: PHI spans, rejects), atomically.
+
+    Returns:
+        The number of rows written.
+
+    Raises:
+        BadInputError: the file cannot be written (disk full, no permission);
+            an earlier file at ``path`` is left as it was.
+    """
     n = 0
-    with p.open("w", encoding="utf-8", newline="\n") as fh:
+    with atomic_write(path) as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
             n += 1

@@ -72,7 +72,7 @@ def print_evaluation(evaluation: DeidEvaluation) -> None:
 def _count_lines(path: Path) -> int | None:
     if not path.is_file():
         return None
-    with path.open(encoding="utf-8") as fh:
+    with path.open("rb") as fh:  # bytes: a file in another encoding is the reader's to name
         return sum(1 for line in fh if line.strip())
 
 

@@ -34,6 +34,7 @@ from pydicom.errors import InvalidDicomError
 
 from llm.data.deid.burned_in import BurnedInCounts, BurnedInRedactor, header_phi_terms
 from llm.errors import BadInputError
+from llm.files import atomic_path
 
 # Type 2 in common IODs: must stay present, so they are emptied rather than removed.
 EMPTIED = (
@@ -195,6 +196,6 @@ class DicomScrubber:
             counts = burned_in.redact_dataset(ds, terms)
             if counts.checked:
                 ds.DeidentificationMethod += "; burned-in OCR"  # LO: 64 characters at most
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        ds.save_as(dst)
+        with atomic_path(dst) as tmp:  # an interrupted write leaves no half a file
+            ds.save_as(tmp)
         return counts

@@ -21,12 +21,14 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from PIL import Image as PILImage
 
+from llm.data.assets import check_ecg_file
 from llm.data.deid.burned_in import BurnedInCounts, BurnedInRedactor, ocr_unavailable
 from llm.data.deid.dicom import DicomScrubber
 from llm.data.deid.engine import (
@@ -46,6 +48,7 @@ from llm.data.deid.evaluate import (
 from llm.data.io import ReadStats, iter_records, record_to_json
 from llm.data.schema import PatientRecord
 from llm.errors import BadInputError
+from llm.files import atomic_path, atomic_write, check_writable_dir
 
 
 @dataclass
@@ -193,13 +196,14 @@ class RecordDeidentifier:
                     if self.burned_in is None:
                         burned_in.unchecked += 1
                 else:  # re-encode: PNG text chunks can carry names and dates
-                    with PILImage.open(src) as im:
-                        im.copy().save(dst, format="PNG")
+                    _reencode_png(src, dst)
                 image.path = new_path
                 images += 1
             for j, wave in enumerate(enc.waveforms):
                 wave.time = self._shift(wave.time, pid)
                 new_path = self._new_asset_path(record, "waveforms", wave.path, f"{i}-{j}")
+                if wave.format == "npy":  # a bad array stops here, not at a later build
+                    check_ecg_file(self.in_dir / wave.path, wave.leads)
                 _link_or_copy(self.in_dir / wave.path, self.out_dir / new_path)
                 wave.path = new_path
                 waveforms += 1
@@ -208,14 +212,22 @@ class RecordDeidentifier:
         return _PatientResult(record_to_json(record), note_results, images, waveforms, burned_in)
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists():
-        dst.unlink()
+def _reencode_png(src: Path, dst: Path) -> None:
     try:
-        os.link(src, dst)
-    except OSError:  # another file system, or links not allowed
-        shutil.copy2(src, dst)
+        with PILImage.open(src) as im:
+            image = im.copy()
+    except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
+        raise BadInputError(f"{src}: not a readable image ({type(exc).__name__})") from None
+    with atomic_path(dst) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    with atomic_path(dst) as tmp:
+        try:
+            os.link(src, tmp)
+        except OSError:  # another file system, or links not allowed
+            shutil.copy2(src, tmp)
 
 
 # ------------------------------------------------------------------ processes
@@ -305,6 +317,9 @@ def deidentify_records(
         raise BadInputError(f"--workers must be at least 1, got {workers}")
     if ner not in NER_MODES:
         raise BadInputError(f"--ner must be one of {', '.join(NER_MODES)}, got {ner!r}")
+    check_writable_dir(out_path.parent, what="de-identified records")
+    if skip_invalid and rejects_path is not None:
+        check_writable_dir(Path(rejects_path).parent, what="rejects file")
     gold = read_phi_spans(spans_path) if spans_path is not None else None
     ocr_missing = ocr_unavailable()  # looked up once: the summary says what it skipped
     config = _RunConfig(
@@ -325,12 +340,10 @@ def deidentify_records(
     counts: Counter[str] = Counter()
     predicted: list[NoteDetections] = []
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp_out = out_path.with_name(out_path.name + ".partial")
-    rejects_fh = None
-    if skip_invalid and rejects_path is not None:
-        Path(rejects_path).parent.mkdir(parents=True, exist_ok=True)
-        rejects_fh = Path(rejects_path).open("w", encoding="utf-8")  # noqa: SIM115 - closed below
-    try:
+    with ExitStack() as files:  # every output is written atomically (llm.files.atomic_write)
+        rejects_fh = None
+        if skip_invalid and rejects_path is not None:
+            rejects_fh = files.enter_context(atomic_write(rejects_path))
         # the rejects file sits beside the de-identified output: errors only, no raw lines
         records = iter_records(
             in_path, stats=stats, skip_invalid=skip_invalid, rejects=rejects_fh, rejects_raw=False
@@ -338,7 +351,7 @@ def deidentify_records(
         results = _results(records, config, workers)
         if progress is not None:
             results = progress(results)
-        with tmp_out.open("w", encoding="utf-8", newline="\n") as fh:
+        with atomic_write(out_path) as fh:
             for result in results:
                 fh.write(result.line + "\n")
                 summary.notes += len(result.notes)
@@ -349,12 +362,6 @@ def deidentify_records(
                     counts.update(t for _, _, t in note.spans)
                 if gold is not None:
                     predicted.extend(result.notes)
-        tmp_out.replace(out_path)
-    finally:
-        if rejects_fh is not None:
-            rejects_fh.close()
-        if tmp_out.exists():
-            tmp_out.unlink()
     summary.detections = dict(sorted(counts.items()))
     if gold is not None:
         summary.evaluation = evaluate_detections(gold, predicted, spans_path=str(spans_path))
@@ -364,5 +371,5 @@ def deidentify_records(
 
 def write_evaluation(evaluation: DeidEvaluation, path: Path) -> None:
     """Write ``deid_eval.json`` (metrics and counts only, no text)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n", encoding="utf-8")
+    with atomic_write(path) as fh:
+        fh.write(json.dumps(evaluation.to_dict(), indent=2) + "\n")

@@ -16,6 +16,7 @@ import re
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -23,7 +24,8 @@ from typing import TypeVar
 
 from llm.data.io import ReadStats, record_to_json
 from llm.data.schema import Diagnosis, Encounter, Image, Lab, Note, PatientRecord, Vital
-from llm.errors import RecordError
+from llm.errors import BadInputError, RecordError
+from llm.files import atomic_path, atomic_write, check_writable_dir
 
 T = TypeVar("T")
 Item = Note | Lab | Vital | Diagnosis | Image
@@ -290,6 +292,20 @@ def assets_dir_for(out_path: Path) -> Path:
     return out_path.parent / f"{out_path.stem}_assets"
 
 
+def check_import_outputs(out_path: Path, rejects_path: Path | None) -> None:
+    """Before any input is read: the records, assets and rejects files can be written.
+
+    Raises:
+        BadInputError: naming the folder that cannot be written, or an ``out``
+            that is a folder.
+    """
+    if out_path.is_dir():
+        raise BadInputError(f"--out {out_path}: is a folder; give the records file to write")
+    check_writable_dir(out_path.parent, what="records file")
+    if rejects_path is not None:
+        check_writable_dir(rejects_path.parent, what="rejects file")
+
+
 def write_import(
     outcomes: Iterable[Outcome],
     *,
@@ -298,8 +314,9 @@ def write_import(
 ) -> ImportReport:
     """Write imported records (and their assets) and rejected units, counting both.
 
-    The records file is written to ``<out>.partial`` and renamed at the end,
-    so a failed import never leaves a records file that looks complete.
+    Every file is written atomically (:func:`llm.files.atomic_write`): the
+    records file is renamed into place at the end, so a failed import leaves
+    an earlier records file as it was and never one that looks complete.
 
     Args:
         outcomes: per patient, a record with its assets or the errors that reject it.
@@ -312,49 +329,42 @@ def write_import(
     Raises:
         RecordError: the first error of the first rejected unit, unless skipping
             (all of that unit's errors are in its ``all`` attribute).
+        BadInputError: the input held no patients at all, or an output cannot
+            be written (disk full).
     """
     out = report.out_path
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    rejects = None
-    if skip_invalid and report.rejects_path is not None:
-        report.rejects_path.parent.mkdir(parents=True, exist_ok=True)
-        rejects = report.rejects_path.open("w", encoding="utf-8", newline="\n")
     stats = report.stats
-    try:
-        with partial.open("w", encoding="utf-8", newline="\n") as fh:
-            for outcome in outcomes:
-                stats.read += 1
-                if isinstance(outcome, RejectedUnit):
-                    if not skip_invalid:
-                        raise first_with_all(outcome.errors)
-                    stats.rejected += 1
-                    stats.errors.extend(outcome.errors)
-                    if rejects is not None:
-                        for err in outcome.errors:
-                            row = {**err.to_dict(), "patient_id": outcome.patient_id}
-                            rejects.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    continue
-                for asset in outcome.assets:
-                    _write_asset(out.parent, asset)
-                    report.assets_written += 1
-                fh.write(record_to_json(outcome.record) + "\n")
-                stats.used += 1
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    finally:
-        if rejects is not None:
-            rejects.close()
-    partial.replace(out)
+    with ExitStack() as files:
+        fh = files.enter_context(atomic_write(out))
+        rejects = None
+        if skip_invalid and report.rejects_path is not None:
+            rejects = files.enter_context(atomic_write(report.rejects_path))
+        for outcome in outcomes:
+            stats.read += 1
+            if isinstance(outcome, RejectedUnit):
+                if not skip_invalid:
+                    raise first_with_all(outcome.errors)
+                stats.rejected += 1
+                stats.errors.extend(outcome.errors)
+                if rejects is not None:
+                    for err in outcome.errors:
+                        row = {**err.to_dict(), "patient_id": outcome.patient_id}
+                        rejects.write(json.dumps(row, ensure_ascii=False) + "\n")
+                continue
+            for asset in outcome.assets:
+                _write_asset(out.parent, asset)
+                report.assets_written += 1
+            fh.write(record_to_json(outcome.record) + "\n")
+            stats.used += 1
+        if stats.read == 0:  # raised inside: no records file is written
+            raise BadInputError(f"{stats.path}: no patients found; nothing to import")
     stats.check()
     return report
 
 
 def _write_asset(base: Path, asset: PendingAsset) -> None:
-    target = base / asset.rel_path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if asset.data is not None:
-        target.write_bytes(asset.data)
-    elif asset.source is not None:
-        shutil.copyfile(asset.source, target)
+    with atomic_path(base / asset.rel_path) as target:
+        if asset.data is not None:
+            target.write_bytes(asset.data)
+        elif asset.source is not None:
+            shutil.copyfile(asset.source, target)

@@ -46,6 +46,7 @@ from llm.data.importers.common import (
     RecordAssembler,
     RejectedUnit,
     assets_dir_for,
+    check_import_outputs,
     safe_name,
     write_import,
 )
@@ -436,6 +437,7 @@ def import_fhir(
         BadInputError: the folder is missing or empty.
         RecordError: the first bad entry, unless ``skip_invalid``.
     """
+    check_import_outputs(out_path, rejects_path)
     bundles, ndjson = fhir_sources(bundle_dir)
     importer = FhirImporter(out_path)
     report = ImportReport(ReadStats(str(bundle_dir)), out_path, rejects_path=rejects_path)

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from llm.data.importers.common import SourceError
 from llm.data.io import format_loc
 from llm.errors import BadInputError, RecordError
+from llm.files import NotUtf8Error, decode_utf8, iter_byte_lines
 
 
 @dataclass
@@ -94,15 +95,18 @@ def _validate(entry: FhirEntry) -> None:
 def read_bundle(path: Path) -> Pool:
     """Read and validate one Bundle file (errors are collected, not raised)."""
     name = str(path)
+    data = path.read_bytes()
+    if not data.strip():
+        return Pool(name, [], [SourceError(name, 0, "<file>", "empty file (no Bundle)")])
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        where = (
-            f" at line {exc.lineno} column {exc.colno}"
-            if isinstance(exc, json.JSONDecodeError)
-            else ""
+        obj = json.loads(decode_utf8(data))
+    except NotUtf8Error as exc:
+        return Pool(name, [], [SourceError(name, 0, "<file>", str(exc))])
+    except json.JSONDecodeError as exc:
+        where = f"at line {exc.lineno} column {exc.colno}"
+        return Pool(
+            name, [], [SourceError(name, 0, "<file>", f"not valid JSON {where}: {exc.msg}")]
         )
-        return Pool(name, [], [SourceError(name, 0, "<file>", f"not valid JSON{where}")])
     if not isinstance(obj, dict) or obj.get("resourceType") != "Bundle":
         got = obj.get("resourceType") if isinstance(obj, dict) else type(obj).__name__
         return Pool(
@@ -150,16 +154,18 @@ def read_ndjson(paths: list[Path]) -> Pool:
     """Read and validate NDJSON resource files as one pool."""
     entries: list[FhirEntry] = []
     for path in paths:
-        with path.open(encoding="utf-8") as fh:
-            for lineno, text in enumerate(fh, start=1):
-                if not text.strip():
+        with path.open("rb") as fh:
+            for lineno, raw in iter_byte_lines(fh, path):
+                if not raw.strip():
                     continue
                 entry = FhirEntry(str(path), lineno, False, {})
                 try:
-                    obj = json.loads(text)
+                    obj = json.loads(decode_utf8(raw, start=False))
+                except NotUtf8Error as exc:
+                    entry.errors.append(entry.error("<line>", str(exc)))
                 except json.JSONDecodeError as exc:
                     entry.errors.append(
-                        entry.error("<line>", f"not valid JSON at column {exc.colno}")
+                        entry.error("<line>", f"not valid JSON at column {exc.colno}: {exc.msg}")
                     )
                 else:
                     if isinstance(obj, dict):

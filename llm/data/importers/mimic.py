@@ -42,6 +42,7 @@ from llm.data.importers.common import (
     RecordAssembler,
     RejectedUnit,
     SourceError,
+    check_import_outputs,
     time_key,
     write_import,
 )
@@ -319,6 +320,7 @@ def import_mimic(
     for p in (patients_path, admissions_path, diagnoses_path):
         if p is not None and not p.is_file():
             raise BadInputError(f"{p}: file not found")
+    check_import_outputs(out_path, rejects_path)
     groups, orphans = read_notes(notes_path, progress)
     subjects = set(groups)
     tables = Tables()

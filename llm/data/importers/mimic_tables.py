@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,7 @@ from typing import IO, Literal
 from llm.data.importers.common import SourceError
 from llm.data.schema import UNKNOWN
 from llm.errors import BadInputError, RecordError
+from llm.files import UTF8_HINT, NotUtf8Error, check_text_start
 
 # Discharge summaries can exceed the csv module's default 128 KiB field limit.
 _FIELD_LIMIT = 2**31 - 1
@@ -43,11 +45,42 @@ class CsvRow:
         return SourceError(self.path, self.line, column, message)
 
 
+# Bytes that are not UTF-8 are read as lone surrogates (``surrogateescape``) so that
+# the row holding them, and its column, can be named and rejected alone.
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
+
 def open_text(path: Path) -> IO[str]:
-    """Open a ``.csv`` or ``.csv.gz`` file as text for the csv module."""
+    """Open a ``.csv`` or ``.csv.gz`` file as text for the csv module.
+
+    A UTF-8 byte-order mark is dropped; bytes that are not UTF-8 become lone
+    surrogates, which :func:`iter_csv` reports by row and column.
+
+    Raises:
+        BadInputError: the file is UTF-16/32 (or not text: NUL bytes in its first line).
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        head = fh.read(4096)
+    try:
+        check_text_start(head)
+    except NotUtf8Error as exc:
+        raise BadInputError(f"{path}: {exc}") from None
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return path.open(encoding="utf-8", newline="")
+        return gzip.open(path, "rt", encoding="utf-8-sig", errors="surrogateescape", newline="")
+    return path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def _not_utf8(row: CsvRow) -> SourceError | None:
+    """The first column of ``row`` holding bytes that are not UTF-8 (the byte, not the text)."""
+    for column, value in row.values.items():
+        bad = _NOT_UTF8.search(value)
+        if bad is not None:
+            byte = ord(bad.group()) - 0xDC00
+            return row.error(
+                column, f"not UTF-8: byte 0x{byte:02x} at character {bad.start() + 1}; {UTF8_HINT}"
+            )
+    return None
 
 
 def iter_csv(
@@ -75,7 +108,7 @@ def iter_csv(
     with open_text(path) as fh:
         reader = csv.reader(fh)
         try:
-            header = [h.strip() for h in next(reader)]
+            header = [_NOT_UTF8.sub("\ufffd", h.strip()) for h in next(reader)]
         except StopIteration:
             raise BadInputError(f"{path}: empty file (no header row)") from None
         missing = [c for c in required if c not in header]
@@ -104,6 +137,8 @@ def iter_csv(
                 row.problem = row.error(
                     "<row>", f"has {len(values)} fields, the header has {len(header)}"
                 )
+            else:
+                row.problem = _not_utf8(row)
             yield row
 
 

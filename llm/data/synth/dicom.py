@@ -20,6 +20,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from llm.files import atomic_path
+
 
 @dataclass(frozen=True)
 class DicomPatient:
@@ -104,5 +106,5 @@ def write_chest_dicom(
     ds.WindowWidth = 4096
     ds.PixelData = np.ascontiguousarray(pixels, dtype="<u2").tobytes()
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    with atomic_path(path) as tmp:
+        ds.save_as(tmp, enforce_file_format=True)

@@ -25,6 +25,7 @@ from llm import __version__
 from llm.data.synth.bias import BiasSpec
 from llm.data.synth.patient import PatientJob, PatientResult, generate_patient
 from llm.errors import BadInputError
+from llm.files import atomic_write, check_writable_dir
 from llm.manifest import earlier_manifest
 
 GENERATOR_VERSION = "1"
@@ -68,6 +69,7 @@ def _prepare_out_dir(out_dir: Path) -> None:
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
+    check_writable_dir(out_dir, what="cohort folder")
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
@@ -162,10 +164,7 @@ def generate_cohort(
     group_sizes = [0] * len(job.bias)
     degraded = [0] * len(job.bias)
     records_path, phi_path = out_dir / RECORDS_NAME, out_dir / PHI_NAME
-    with (
-        records_path.open("w", encoding="utf-8", newline="\n") as rec_fh,
-        phi_path.open("w", encoding="utf-8", newline="\n") as phi_fh,
-    ):
+    with atomic_write(records_path) as rec_fh, atomic_write(phi_path) as phi_fh:
         for result in _results(job, n_patients, workers):
             rec_fh.write(result.record_line + "\n")
             phi_fh.writelines(line + "\n" for line in result.phi_lines)
@@ -206,9 +205,8 @@ def generate_cohort(
         },
     }
     manifest_path = out_dir / MANIFEST_NAME
-    manifest_path.write_text(
-        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    with atomic_write(manifest_path) as fh:
+        fh.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return CohortSummary(
         out_dir=out_dir,
         records_path=records_path,

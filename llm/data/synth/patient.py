@@ -40,6 +40,7 @@ from llm.data.synth.labels import ReadmissionInputs, readmission_rule, triage_ru
 from llm.data.synth.labs import LAB_TESTS, VITAL_SIGNS, is_abnormal
 from llm.data.synth.notes import NoteWriter
 from llm.data.synth.reports import ecg_report, radiology_report
+from llm.files import atomic_write
 
 _STREAMS = ("clinical", "identity", "text", "image", "ecg", "bias")
 
@@ -204,8 +205,8 @@ def generate_patient(job: PatientJob, index: int) -> PatientResult:
         uid_key=f"{job.seed}/{pid}/{image_id}",
     )
     signal = simulate_ecg(rngs["ecg"], facts.ecg)
-    (job.out_dir / waveform_rel).parent.mkdir(parents=True, exist_ok=True)
-    np.save(job.out_dir / waveform_rel, signal, allow_pickle=False)
+    with atomic_write(job.out_dir / waveform_rel, binary=True) as fh:
+        np.save(fh, signal, allow_pickle=False)
 
     index_notes = [
         ("progress_note", writer.admission_hp(), facts.admit + timedelta(hours=3)),
