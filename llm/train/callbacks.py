@@ -9,6 +9,9 @@
   resumed run keeps counting) and logs them with the loss. With
   ``sparse_logits`` it runs the output head only where a token has a target
   (:mod:`llm.train.loss`).
+* :class:`RecipeTrainer` also marks each checkpoint complete once every rank has
+  written it, and only then rotates old ones away (:mod:`llm.train.checkpoints`);
+  a save that fails names the checkpoint and the last complete one.
 * :class:`StopAfterCheckpoint` ends the process right after checkpoint *k* is
   written when ``CLINICAL_LLM_STOP_AFTER_STEP=k`` is set: an interruption at a
   known point, to prove that ``--resume`` continues exactly where it stopped.
@@ -20,12 +23,14 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback
 
 from llm.errors import BadInputError
+from llm.train.checkpoints import last_complete_checkpoint, save_failure, write_complete_marker
 from llm.train.loss import LOGITS_TO_KEEP, target_positions, targeted_causal_lm_loss
 
 log = logging.getLogger(__name__)
@@ -101,6 +106,44 @@ class RecipeTrainer(Trainer):
         if self._session_started is None:
             return 0
         return self.state.num_input_tokens_seen - self._session_tokens_start
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        """Save ``checkpoint-N`` as the Trainer does, mark it complete, then rotate.
+
+        The Trainer would delete old checkpoints (``save_total_limit``) as soon as
+        rank 0 has written its part, while other ranks may still be writing theirs:
+        a kill then could leave no complete checkpoint at all. Here rotation waits
+        until every rank is done and the marker is written.
+
+        Raises:
+            CheckpointSaveError: any rank's write failed (full disk, unwritable
+                folder); names the checkpoint, the cause, the free space and the
+                last complete checkpoint, which is left as it was.
+        """
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+
+        run_dir = Path(self._get_output_dir(trial=trial))
+        step = self.state.global_step
+        checkpoint = run_dir / f"{PREFIX_CHECKPOINT_DIR}-{step}"
+        limit = self.args.save_total_limit
+        self.args.save_total_limit = None  # no rotation inside the Trainer's save
+        try:
+            super()._save_checkpoint(model, trial)
+        except Exception as exc:
+            raise save_failure(
+                checkpoint, exc, last_complete_checkpoint(run_dir, below=step)
+            ) from exc
+        finally:
+            self.args.save_total_limit = limit
+        self.accelerator.wait_for_everyone()  # every rank's optimizer and RNG files are written
+        if self.args.should_save:
+            write_complete_marker(checkpoint)
+            rotate_checkpoints(
+                output_dir=str(run_dir),
+                save_total_limit=limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=True,
+            )
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Log as the Trainer does, adding real tokens seen (and their rate) to training logs."""

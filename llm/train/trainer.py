@@ -44,6 +44,15 @@ from llm.train.callbacks import (
     TokenCountingCollator,
     stop_after_step,
 )
+from llm.train.checkpoints import (
+    check_output_dir_writable,
+    checkpoint_step,
+    choose_resume_checkpoint,
+    last_complete_checkpoint,
+    list_checkpoints,
+    save_failure,
+    set_aside,
+)
 from llm.train.datasets import TrainingData, build_training_data, dataset_provenance
 from llm.train.distributed import check_world_size, init_distributed_state, is_cpu_run
 from llm.train.loss import accepts_logits_to_keep
@@ -77,28 +86,46 @@ def launched_by_launcher() -> bool:
 def resume_checkpoint(output_dir: Path, resume: bool) -> Path | None:
     """The checkpoint to resume from, or None for a fresh run.
 
-    Raises:
-        BadInputError: ``resume`` without any checkpoint in ``output_dir``, or a
-            fresh run into a folder that already holds checkpoints (they would be
-            mixed up with the new run's and rotated away).
-    """
-    from transformers.trainer_utils import get_last_checkpoint
+    With ``resume``, the newest COMPLETE checkpoint (:mod:`llm.train.checkpoints`):
+    newer incomplete ones (a process killed or a disk full while saving) are logged,
+    named and never loaded; the main process moves them aside
+    (:func:`set_aside_incomplete`).
 
-    last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    Raises:
+        BadInputError: ``resume`` without any complete checkpoint in ``output_dir``
+            (each incomplete one named with its problem), or a fresh run into a folder
+            that already holds checkpoints (they would be mixed up with the new run's
+            and rotated away).
+    """
     if resume:
-        if last is None:
-            raise BadInputError(
-                f"--resume: no checkpoint-N folder in {output_dir}; run without --resume to "
-                "start, or set training.output_dir to the interrupted run's folder"
-            )
-        return Path(last)
-    if last is not None:
+        main = int(os.environ.get("RANK", "0")) == 0
+        checkpoint, _ = choose_resume_checkpoint(output_dir, log_skipped=main)
+        return checkpoint
+    existing = list_checkpoints(output_dir)
+    if existing:
         raise BadInputError(
-            f"training.output_dir {output_dir} already holds checkpoints ({Path(last).name}): "
+            f"training.output_dir {output_dir} already holds checkpoints ({existing[-1].name}): "
             "pass --resume to continue that run, or choose a new output_dir "
             f"(--set training.output_dir=...)"
         )
     return None
+
+
+def set_aside_incomplete(output_dir: Path, checkpoint: Path) -> None:
+    """Move the incomplete checkpoints newer than ``checkpoint`` aside (main process only).
+
+    The resumed run writes those steps afresh; every process waits until the
+    folder is clean.
+    """
+    import torch.distributed as dist
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        step = checkpoint_step(checkpoint) or 0
+        for other in list_checkpoints(output_dir):
+            if (checkpoint_step(other) or 0) > step:
+                set_aside(other)
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def _expected_world_size(recipe: Recipe) -> int | None:
@@ -288,8 +315,11 @@ def run_training(recipe: Recipe, *, resume: bool = False) -> TrainingResult:
 
     Raises:
         BadInputError: a launch that started fewer processes than the recipe's
-            launch config asks for, missing or malformed model/data folders, a
-            resume without checkpoints, or a fresh run into a folder with checkpoints.
+            launch config asks for, missing or malformed model/data folders, an
+            output folder that cannot be written, a resume without a complete
+            checkpoint, or a fresh run into a folder with checkpoints.
+        CheckpointSaveError: a checkpoint or the final model could not be written
+            (full disk); earlier checkpoints are left as they were.
     """
     from transformers import set_seed
 
@@ -302,6 +332,9 @@ def run_training(recipe: Recipe, *, resume: bool = False) -> TrainingResult:
     log.info("training %s with world size %d", recipe.training.output_dir.name, world_size)
     output_dir = recipe.training.output_dir
     checkpoint = resume_checkpoint(output_dir, resume)
+    check_output_dir_writable(output_dir)
+    if checkpoint is not None:
+        set_aside_incomplete(output_dir, checkpoint)
     precision = training_precision(recipe, base_config(recipe))
     provenance = dataset_provenance(recipe.data.dataset_dir, recipe.data.tasks)
     configure_environment(recipe)
@@ -347,7 +380,10 @@ def run_training(recipe: Recipe, *, resume: bool = False) -> TrainingResult:
         ):
             eval_metrics = trainer.evaluate()
         final_dir = output_dir / FINAL_DIR
-        _save_final(trainer, recipe, final_dir)
+        try:
+            _save_final(trainer, recipe, final_dir)
+        except Exception as exc:
+            raise save_failure(final_dir, exc, last_complete_checkpoint(output_dir)) from exc
     except BaseException:
         if mlflow_run is not None:
             mlflow_run.end("FAILED")

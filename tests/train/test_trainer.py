@@ -30,7 +30,6 @@ from llm.train.trainer import (
     _collator,
     _set_cpu_threads,
     build_training_arguments,
-    resume_checkpoint,
 )
 from tests.train.conftest import tiny_llama
 from tests.train.fixtures import (
@@ -215,25 +214,8 @@ def test_cast_trainable_puts_adapters_and_saved_modules_in_one_dtype_over_a_bf16
     assert all(p.dtype == torch.bfloat16 for p in model.parameters())
 
 
-# ---------------------------------------------------------------- resume rules
-
-
-def test_resume_picks_the_newest_checkpoint_by_step(tmp_path: Path) -> None:
-    for step in (3, 10, 9):
-        (tmp_path / f"checkpoint-{step}").mkdir()
-    assert resume_checkpoint(tmp_path, True) == tmp_path / "checkpoint-10"
-
-
-def test_resume_without_checkpoint_and_fresh_run_over_checkpoints_are_refused(
-    tmp_path: Path,
-) -> None:
-    assert resume_checkpoint(tmp_path / "new", False) is None
-    assert resume_checkpoint(tmp_path, False) is None
-    with pytest.raises(BadInputError, match="no checkpoint-N folder"):
-        resume_checkpoint(tmp_path, True)
-    (tmp_path / "checkpoint-4").mkdir()
-    with pytest.raises(BadInputError, match=r"already holds checkpoints.*--resume"):
-        resume_checkpoint(tmp_path, False)
+# ---------------------------------------------------------------- interruption switch
+# (resume rules: tests/train/test_checkpoints.py)
 
 
 @pytest.mark.parametrize("raw", ["0", "-2", "three"])
