@@ -10,7 +10,7 @@ import sys
 import typer
 
 from llm import __version__
-from llm.cli import demo, export, model, train
+from llm.cli import compress, demo, export, model, train
 from llm.cli import eval as eval_cli
 from llm.cli import serve as serve_cli
 from llm.cli.common import run_app
@@ -28,6 +28,7 @@ app.add_typer(data_app, name="data")
 model.register(app)
 train.register(app)
 export.register(app)
+compress.register(app)
 eval_cli.register(app)
 demo.register(app)
 serve_cli.register(app)

@@ -1,0 +1,52 @@
+"""report.json and report.md of a comparison, built from hand-made prediction sets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from eval.compression.changes import task_changes
+from eval.compression.gate import check_compression_gate
+from eval.compression.report import CompressionReport, VariantEntry, write_report
+from eval.compression.speed import Speed
+from tests.eval.compression.test_changes_and_gate import BASE, HURTS_WOMEN
+
+
+def _entry(name: str, rows: list[dict[str, object]]) -> VariantEntry:
+    changes = [task_changes("diagnosis", BASE, rows, attributes=["sex"], bootstrap=500)]
+    return VariantEntry(
+        name=name,
+        folder=Path(name),
+        manifest={"compression": {"name": name, "method": "int8-dynamic"}},
+        weights_bytes=250,
+        speed=Speed(tokens_per_s=30.0, first_token_s=0.05, rounds=3),
+        tasks=changes,
+        gate=check_compression_gate(changes, margin=0.02),
+    )
+
+
+def test_report_names_the_losing_group_and_the_failed_variant(tmp_path: Path) -> None:
+    report = CompressionReport(
+        suite="s",
+        confidence=0.95,
+        min_group_size=5,
+        base_folder=Path("base"),
+        base_weights_bytes=1000,
+        base_speed=Speed(tokens_per_s=10.0, first_token_s=0.1, rounds=3),
+        variants=[_entry("same", BASE), _entry("hurts", HURTS_WOMEN)],
+    )
+    json_path, md_path = write_report(report, tmp_path)
+    data = json.loads(json_path.read_text())
+    assert data["passed"] is False
+    same, hurts = data["variants"]
+    assert (same["gate"]["passed"], hurts["gate"]["passed"]) == (True, False)
+    assert hurts["size_ratio"] == 0.25 and hurts["speedup"] == 3.0
+    task = hurts["tasks"][0]
+    assert task["worst_group"]["group"] == "female"
+    assert task["worst_group"]["change"] == -0.15
+    assert task["by_attribute"]["sex"]["female"]["base"] == 1.0
+    assert same["tasks"][0]["worst_group"] is None
+    markdown = md_path.read_text()
+    assert "| hurts | 0.0 MB | 0.25 | 30.0 | 3.00 | 50 ms | sex=female: -15.0 [" in markdown
+    assert "| FAIL |" in markdown and "| same |" in markdown
+    assert "diagnosis: sex=female: ci change" in markdown
