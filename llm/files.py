@@ -266,13 +266,18 @@ def _reason(exc: OSError) -> str:
     }.get(exc.errno or 0, exc.strerror or type(exc).__name__)
 
 
-def check_writable_dir(folder: str | Path, *, what: str = "output folder") -> None:
-    """Fail early when files cannot be created in ``folder`` (or, when it does not
+def check_writable_dir(folder: str | Path, *, what: str = "output folder", hint: str = "") -> None:
+    """Fail early when files cannot be written in ``folder`` (or, when it does not
     exist yet, in its nearest existing parent): before a long run, not at its end.
 
-    The check creates and removes one empty temporary file there (permission
-    bits alone do not tell: root ignores them, a read-only mount does not show
-    in them).
+    The check writes one byte to a temporary file there, syncs it and removes it
+    (permission bits alone do not tell: root ignores them, a read-only mount or a
+    full disk does not show in them).
+
+    Args:
+        folder: the output folder.
+        what: what is written there, for the message (``"build folder"``).
+        hint: what to do about it, appended to the message.
 
     Raises:
         BadInputError: naming the folder and why (not a folder, permission
@@ -285,9 +290,12 @@ def check_writable_dir(folder: str | Path, *, what: str = "output folder") -> No
     if not probe.is_dir():
         raise BadInputError(f"{target}: cannot write the {what}: {probe} is not a folder")
     try:
-        with tempfile.TemporaryFile(dir=probe, prefix=".write-check-"):
-            pass
+        with tempfile.TemporaryFile(dir=probe, prefix=".write-check-") as fh:
+            fh.write(b"\0")
+            fh.flush()
+            os.fsync(fh.fileno())
     except OSError as exc:
+        tail = f"; {hint}" if hint else ""
         raise BadInputError(
-            f"{target}: cannot write the {what} in {probe}: {_reason(exc)}"
+            f"{target}: cannot write the {what} in {probe}: {_reason(exc)}{tail}"
         ) from None

@@ -218,3 +218,19 @@ def test_a_read_only_folder_is_refused(tmp_path: Path) -> None:
             check_writable_dir(folder)
     finally:
         folder.chmod(0o755)
+
+
+def test_a_full_disk_is_found_by_writing_and_the_hint_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(BadInputError) as info:
+        check_writable_dir(tmp_path / "run", what="training.output_dir", hint="free space there")
+    assert str(info.value) == (
+        f"{tmp_path}/run: cannot write the training.output_dir in {tmp_path}: "
+        "no space left on the device; free space there"
+    )
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone

@@ -22,7 +22,6 @@ written before markers existed counts as incomplete.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -239,37 +238,6 @@ def set_aside(checkpoint: Path) -> Path:
     os.replace(checkpoint, target)
     log.warning("incomplete %s moved to %s (not loaded; delete it when done)", checkpoint, target)
     return target
-
-
-def check_output_dir_writable(output_dir: Path) -> None:
-    """Create ``output_dir`` and write (and remove) one file in it, before any training.
-
-    Permission bits alone do not tell (root ignores them; a read-only mount or a
-    full disk does not show in them), so this writes.
-
-    Raises:
-        BadInputError: naming the folder and the reason.
-    """
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BadInputError(
-            f"training.output_dir {output_dir}: cannot create it: {exc.strerror or exc}"
-        ) from None
-    probe = output_dir / f".write-check-{os.getpid()}"
-    try:
-        with probe.open("wb") as fh:
-            fh.write(b"\0")
-            fh.flush()
-            os.fsync(fh.fileno())
-        probe.unlink()
-    except OSError as exc:
-        with contextlib.suppress(OSError):  # a read-only file system refuses even this
-            probe.unlink(missing_ok=True)
-        raise BadInputError(
-            f"training.output_dir {output_dir} is not writable: {exc.strerror or exc}; "
-            "choose another folder (--set training.output_dir=...) or free space there"
-        ) from None
 
 
 def save_failure(

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from llm.errors import BadInputError
+from llm.files import check_writable_dir
 from llm.train.callbacks import (
     RecipeTrainer,
     StopAfterCheckpoint,
@@ -45,7 +46,6 @@ from llm.train.callbacks import (
     stop_after_step,
 )
 from llm.train.checkpoints import (
-    check_output_dir_writable,
     checkpoint_step,
     choose_resume_checkpoint,
     last_complete_checkpoint,
@@ -332,7 +332,12 @@ def run_training(recipe: Recipe, *, resume: bool = False) -> TrainingResult:
     log.info("training %s with world size %d", recipe.training.output_dir.name, world_size)
     output_dir = recipe.training.output_dir
     checkpoint = resume_checkpoint(output_dir, resume)
-    check_output_dir_writable(output_dir)
+    check_writable_dir(
+        output_dir,
+        what="training.output_dir",
+        hint="choose another folder (--set training.output_dir=...) or free space there",
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
     if checkpoint is not None:
         set_aside_incomplete(output_dir, checkpoint)
     precision = training_precision(recipe, base_config(recipe))

@@ -1,5 +1,5 @@
 """Complete and incomplete checkpoints: the marker, what resume loads, skips and refuses,
-failed saves and unwritable output folders.
+failed saves (unwritable output folders: tests/test_files.py).
 
 The checkpoints here are laid out as the Trainer writes them under DeepSpeed
 (safetensors adapter, per-rank files in ``global_stepN/``, ``trainer_state.json``),
@@ -25,7 +25,6 @@ from llm.errors import BadInputError
 from llm.train.checkpoints import (
     COMPLETE_MARKER,
     CheckpointSaveError,
-    check_output_dir_writable,
     checkpoint_problem,
     last_complete_checkpoint,
     set_aside,
@@ -166,41 +165,6 @@ def test_set_aside_never_overwrites_an_earlier_one(tmp_path: Path) -> None:
     second = set_aside(make_checkpoint(tmp_path, 4, complete=False))
     assert (first.name, second.name) == ("incomplete-checkpoint-4", "incomplete-checkpoint-4.2")
     assert last_complete_checkpoint(tmp_path) is None
-
-
-# ---------------------------------------------------------------- unwritable output folders
-
-
-def test_an_output_folder_that_cannot_be_created_is_named(tmp_path: Path) -> None:
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    with pytest.raises(BadInputError, match=rf"training.output_dir {blocker}/run: cannot create"):
-        check_output_dir_writable(blocker / "run")
-
-
-def test_an_output_folder_that_cannot_be_written_is_named(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # permission bits do not stop root; a read-only file system says so on write, and
-    # refuses even to unlink a file that is not there
-    real_open = Path.open
-
-    def refuse(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        if "w" in mode and self.name.startswith(".write-check-"):
-            raise OSError(errno.EROFS, "Read-only file system", str(self))
-        return real_open(self, mode, *args, **kwargs)
-
-    def refuse_unlink(self: Path, missing_ok: bool = False) -> None:
-        raise OSError(errno.EROFS, "Read-only file system", str(self))
-
-    monkeypatch.setattr(Path, "open", refuse)
-    monkeypatch.setattr(Path, "unlink", refuse_unlink)
-    with pytest.raises(BadInputError, match=rf"{tmp_path} is not writable: Read-only file system"):
-        check_output_dir_writable(tmp_path)
-    assert list(tmp_path.iterdir()) == []
-    monkeypatch.undo()
-    check_output_dir_writable(tmp_path / "new" / "run")
-    assert list((tmp_path / "new" / "run").iterdir()) == []
 
 
 # ---------------------------------------------------------------- real saves, a full disk
