@@ -9,6 +9,7 @@ beside ``out`` and moved into place whole, so a failed run leaves nothing half-w
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -144,7 +145,8 @@ def compress_model(source: str | Path, out: str | Path, spec: CompressionSpec) -
     _check_out(out_dir)
     _check_source(source_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = out_dir.parent / f".{out_dir.name}.partial"
+    # one staging folder per process: two runs aimed at one --out never share it
+    stage = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir()
