@@ -5,7 +5,8 @@ For the base model and each variant folder: the suite's tasks with the local run
 then all models timed side by side (:mod:`eval.compression.speed`), then, per labelled task,
 each variant's accuracy changes from the base model overall and per subgroup
 (:mod:`eval.compression.changes`) and the compression gate
-(:mod:`eval.compression.gate`). ``report.json`` and ``report.md`` close the run.
+(:mod:`eval.compression.gate`). ``report.json``, ``report.md`` and ``report.html`` close
+the run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from eval.compression.changes import TaskChanges, task_changes
 from eval.compression.gate import Judge, check_compression_gate
+from eval.compression.html import write_html
 from eval.compression.report import CompressionReport, VariantEntry, write_report
 from eval.compression.speed import Speed, measure_speed
 from eval.run import PREDICTIONS, plan_suite, prepare_out, run_suite
@@ -207,5 +209,6 @@ def compression_report(
         manifest=manifest,
     )
     write_report(report, out)
+    write_html(report, out)
     write_manifest(out, manifest)
     return report

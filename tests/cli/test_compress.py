@@ -102,3 +102,4 @@ def test_make_then_report_on_the_tiny_model(eval_assets: EvalAssets, tmp_path: P
     for model in ("base", "int8-dynamic"):
         assert (out / "evals" / model / "diagnosis" / "predictions.jsonl").is_file()
     assert "# Compression report: suite compress-test" in (out / "report.md").read_text()
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 4

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from pathlib import Path
 
 from eval.compression.changes import task_changes
 from eval.compression.gate import check_compression_gate
+from eval.compression.html import write_html
+from eval.compression.plots import PNG_SIGNATURE
 from eval.compression.report import CompressionReport, VariantEntry, write_report
 from eval.compression.speed import Speed
 from tests.eval.compression.test_changes_and_gate import BASE, HURTS_WOMEN
@@ -25,8 +29,8 @@ def _entry(name: str, rows: list[dict[str, object]]) -> VariantEntry:
     )
 
 
-def test_report_names_the_losing_group_and_the_failed_variant(tmp_path: Path) -> None:
-    report = CompressionReport(
+def _report() -> CompressionReport:
+    return CompressionReport(
         suite="s",
         confidence=0.95,
         min_group_size=5,
@@ -35,6 +39,10 @@ def test_report_names_the_losing_group_and_the_failed_variant(tmp_path: Path) ->
         base_speed=Speed(tokens_per_s=10.0, first_token_s=0.1, rounds=3),
         variants=[_entry("same", BASE), _entry("hurts", HURTS_WOMEN)],
     )
+
+
+def test_report_names_the_losing_group_and_the_failed_variant(tmp_path: Path) -> None:
+    report = _report()
     json_path, md_path = write_report(report, tmp_path)
     data = json.loads(json_path.read_text())
     assert data["passed"] is False
@@ -50,3 +58,12 @@ def test_report_names_the_losing_group_and_the_failed_variant(tmp_path: Path) ->
     assert "| hurts | 0.0 MB | 0.25 | 30.0 | 3.00 | 50 ms | sex=female: -15.0 [" in markdown
     assert "| FAIL |" in markdown and "| same |" in markdown
     assert "diagnosis: sex=female: ci change" in markdown
+
+
+def test_html_inlines_both_figures_and_names_the_failure(tmp_path: Path) -> None:
+    html = write_html(_report(), tmp_path).read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) == 2  # one task: changes per subgroup, accuracy-size frontier
+    assert all(base64.b64decode(png).startswith(PNG_SIGNATURE) for png in images)
+    assert "diagnosis: sex=female: ci change" in html
+    assert '<td class="fail">FAIL</td>' in html
