@@ -7,6 +7,7 @@ ignored, are deploy/docker/hadolint.yaml. Any finding fails, style included.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -22,9 +23,9 @@ SKIP_DIRS = {".git", ".venv", "build", "node_modules", ".mypy_cache", ".ruff_cac
 
 def _dockerfiles() -> list[Path]:
     found = []
-    for path in ROOT.rglob("*Dockerfile"):
-        if SKIP_DIRS.isdisjoint(path.relative_to(ROOT).parts) and path.is_file():
-            found.append(path)
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS]  # never walk the venv or build/
+        found += [Path(folder, name) for name in files if name.endswith("Dockerfile")]
     return sorted(found)
 
 
