@@ -38,6 +38,20 @@ def _report_task(entry: dict[str, Any], stats: ReadStats | None) -> None:
         )
 
 
+def _update_model_card(model: str | None, out: Path) -> Path | None:
+    """Rewrite the model card of an evaluated export folder (None: the model is not one)."""
+    from llm.export.card import update_card_evaluation
+    from llm.export.folder import EXPORT_KIND
+    from llm.files import read_json_object
+
+    manifest = Path(model) / "manifest.json" if model is not None else None
+    if manifest is None or not manifest.is_file():
+        return None
+    if read_json_object(manifest, what="model manifest").get("kind") != EXPORT_KIND:
+        return None
+    return update_card_evaluation(manifest.parent, out)
+
+
 def _help(name: str) -> str:
     # the runner options' field descriptions are the one source of the help text
     return RunnerOptions.model_fields[name].description or ""
@@ -92,7 +106,9 @@ def run(
     """Run a suite of tasks on a model and score every task by subgroup.
 
     Writes <out>/<task>/predictions.jsonl, report.json, report.md (per task),
-    summary.json and manifest.json, and prints a table. Exit 0 when every gate
+    summary.json and manifest.json, and prints a table. When --model is an export
+    folder, its model card's evaluation section (README.md) is rewritten from this
+    run, failed gates included. Exit 0 when every gate
     passes (or none are set), 1 when a gate fails (after writing everything),
     2 on bad input (suite, task or gates file, dataset, model, endpoint).
     """
@@ -156,6 +172,9 @@ def run(
         f"{summary['tasks_run']} task(s) run, {summary['tasks_skipped']} skipped{gates_note}: "
         f"outputs in {out}/ (summary.json, manifest.json, <task>/report.json)"
     )
+    card = _update_model_card(model, out)
+    if card is not None:
+        err_console.print(f"model card evaluation section updated: {card}", highlight=False)
     if failing:
         tasks = ", ".join(f"{task} ({n})" for task, n in failing.items())
         raise CheckFailedError(

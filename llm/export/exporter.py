@@ -15,7 +15,8 @@ Three outputs, chosen by what the run trained and ``merge``:
 Every output also gets the tokenizer (or the processor of a vision-language
 model) with its chat template, ``generation_config.json`` and a
 ``manifest.json`` of kind ``export`` that points at the run manifest and the
-base model's manifest by path and SHA-256 and lists every file with its SHA-256.
+base model's manifest by path and SHA-256 and lists every file with its SHA-256,
+and a model card ``README.md`` (:mod:`llm.export.card`; named, not hashed).
 Jobs that load weights run in a separate process (:mod:`llm.export.merge_worker`).
 """
 
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llm.errors import BadInputError
+from llm.export.card import CARD, render_card, write_card
 from llm.export.folder import EXPORT_KIND, staged_folder
 from llm.export.merge import TORCH_DTYPES, saved_dtype
 from llm.export.merge_worker import run_worker
@@ -178,7 +180,8 @@ def _file_entries(stage: Path) -> dict[str, dict[str, Any]]:
     return {
         str(p.relative_to(stage)): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
         for p in sorted(stage.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
+        # the card is not hashed: `eval run` rewrites its evaluation section later
+        if p.is_file() and p.name not in (MANIFEST, CARD)
     }
 
 
@@ -223,6 +226,7 @@ def _manifest(
                 "exists": source.base.exists,
             },
             "weights": worker,
+            "card": CARD,
             "files": files,
             "libraries": library_versions(LIBRARIES),
         }
@@ -311,6 +315,8 @@ def export_run(
         step("saving the tokenizer and chat template")
         save_processing(source, stage)
         _copy_generation_config(source, stage)
+        step("writing the model card")
+        write_card(stage, render_card(source, name=served, fmt=fmt, out=out))
         step("hashing the files")
         files = _file_entries(stage)
         manifest = _manifest(

@@ -31,7 +31,9 @@ def _earlier_export_files(out: Path) -> list[Path] | None:
     files: Any = manifest.get("files")
     if not isinstance(files, dict):
         return None
-    return [out / name for name in files] + [out / MANIFEST]
+    card = manifest.get("card")  # not hashed: evaluations rewrite it
+    extra = [out / card] if isinstance(card, str) and "/" not in card else []
+    return [out / name for name in files] + extra + [out / MANIFEST]
 
 
 def check_out_folder(out: Path) -> list[Path]:
