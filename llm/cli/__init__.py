@@ -10,7 +10,7 @@ import sys
 import typer
 
 from llm import __version__
-from llm.cli import compress, demo, export, model, train
+from llm.cli import compress, demo, export, launch, model, train
 from llm.cli import eval as eval_cli
 from llm.cli import serve as serve_cli
 from llm.cli.common import run_app
@@ -27,6 +27,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 model.register(app)
 train.register(app)
+launch.register(app)
 export.register(app)
 compress.register(app)
 eval_cli.register(app)
