@@ -20,6 +20,15 @@ empty, the first admission waits up to ``max_wait_ms`` for more requests to
 arrive so that a burst is prefilled in one pass. ``max_batch_size`` caps the
 rows (choices) in the batch; ``1`` serves one request at a time, the
 baseline that batching is measured against.
+
+Failures are kept to the requests they belong to. Choosing a request's token
+(its sampler) and turning it into text run per row: when that raises, only
+that request fails (500, ``generation_failed``) and its batch mates go on.
+A batched prefill that raises is tried again one request at a time, and only
+the requests whose own prefill fails are failed, unless every one of them
+fails (then it is the engine). A failed decode forward pass is the engine's
+failure (the shared KV cache may be half-written): every request of the
+batch gets a 503.
 """
 
 from __future__ import annotations
@@ -41,7 +50,6 @@ from serving.backends.transformers.decoding import (
     TextStream,
     TokenSampler,
     choice_seed,
-    sample_rows,
 )
 from serving.backends.transformers.kv_cache import BatchCache, concat_rows, reshapable, select_rows
 from serving.errors import BackendUnavailableError, ServingError
@@ -255,19 +263,22 @@ class BatchScheduler:
                 try:
                     self._drop_done()
                     if admitted:
-                        self._prefill(admitted)
+                        self._admit(admitted)
                     if self._batch.sequences:
                         self._decode_step()
                 except Exception as exc:
+                    # the engine's failure (a decode forward pass, a cache join, every prefill):
                     # the traceback names tensors and shapes, never prompt text
                     logger.exception("generation step failed; failing the requests of this batch")
+                    cause = exc.__cause__ if isinstance(exc, _EngineFailure) else exc
                     failed = {s.handle for s in self._batch.sequences} | set(admitted)
                     self._batch = _Batch()
                     error = BackendUnavailableError(
-                        f"generation failed in the transformers backend ({type(exc).__name__})"
+                        f"generation failed in the transformers backend ({type(cause).__name__})"
                     )
                     for handle in failed:
-                        _safe_emit(handle, FailureEvent(error))
+                        if not handle.cancelled:  # failed alone already, or its client left
+                            _safe_emit(handle, FailureEvent(error))
         closed = BackendUnavailableError("the transformers backend was shut down")
         with self._cond:
             pending = list(self._waiting)
@@ -329,11 +340,50 @@ class BatchScheduler:
         batch.cache = select_rows(batch.cache, keep)
         batch.sequences = [batch.sequences[i] for i in keep]
 
-    def _prefill(self, handles: list[RequestHandle]) -> None:
+    def _admit(self, handles: list[RequestHandle]) -> None:
+        """Prefill ``handles`` into the batch; a failing prefill fails only its own requests.
+
+        Raises:
+            _EngineFailure: the prefill failed for every request on its own too.
+        """
         handles = [h for h in handles if not h.cancelled]
         if not handles:
             return
-        self.stats.admitted_requests += len(handles)
+        try:
+            self._prefill(handles)
+            return
+        except _EngineFailure:
+            raise
+        except Exception as exc:
+            if len(handles) == 1:
+                self._fail_request(handles[0], "prefill", exc)
+                return
+            # a fresh cache was being filled: nothing shared was touched, retrying is safe
+            logger.warning(
+                "a prefill of %d requests failed (%s); prefilling them one at a time",
+                len(handles),
+                type(exc).__name__,
+            )
+        failed: list[tuple[RequestHandle, Exception]] = []
+        for handle in handles:
+            try:
+                self._prefill([handle])
+            except _EngineFailure:
+                raise
+            except Exception as own:
+                failed.append((handle, own))
+        if len(failed) == len(handles):
+            raise _EngineFailure(type(failed[0][1]).__name__) from failed[0][1]
+        for handle, reason in failed:
+            self._fail_request(handle, "prefill", reason)
+
+    def _prefill(self, handles: list[RequestHandle]) -> None:
+        """One forward pass over the prompts of ``handles``; their first tokens; join the batch.
+
+        Raises:
+            _EngineFailure: joining the running batch's cache failed (the batch is lost).
+            Exception: the forward pass failed (nothing shared was changed).
+        """
         sequences: list[_Sequence] = []
         prompts: list[PromptInputs] = []
         for handle in handles:
@@ -353,23 +403,26 @@ class BatchScheduler:
         adapter = handles[0].adapter
         logits = self._forward(input_ids, mask, positions, cache, pixel_values, adapter)
         self.stats.prefill_passes += 1
-        first_tokens = sample_rows(logits, [s.sampler for s in sequences])
-        for sequence, token in zip(sequences, first_tokens, strict=True):
-            self._advance(sequence, token)
+        self.stats.admitted_requests += len(handles)
+        self._advance_rows(logits, sequences)
         if not reshapable(cache):
             self._joinable = False
-        live = [i for i, s in enumerate(sequences) if not s.finished]
+        live = [i for i, s in enumerate(sequences) if not s.finished and not s.handle.cancelled]
         if not live:
             return
-        fresh = BatchCache(cache, mask)
-        if len(live) < len(sequences):
-            fresh = select_rows(fresh, live)
-        batch = self._batch
-        if batch.sequences:
-            assert batch.cache is not None
-            batch.cache = concat_rows(batch.cache, fresh)
-        else:
-            batch.cache, batch.adapter = fresh, adapter
+        try:
+            fresh = BatchCache(cache, mask)
+            if len(live) < len(sequences):
+                fresh = select_rows(fresh, live)
+            batch = self._batch
+            if batch.sequences:
+                assert batch.cache is not None
+                batch.cache = concat_rows(batch.cache, fresh)
+            else:
+                batch.cache, batch.adapter = fresh, adapter
+        except Exception as exc:
+            # the running batch's cache may be half-replaced: that is the engine's failure
+            raise _EngineFailure(type(exc).__name__) from exc
         batch.sequences.extend(sequences[i] for i in live)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch.sequences))
 
@@ -386,10 +439,40 @@ class BatchScheduler:
         batch.cache.mask = mask
         self.stats.decode_steps += 1
         self.stats.sequence_steps += len(batch.sequences)
-        next_tokens = sample_rows(logits, [s.sampler for s in batch.sequences])
-        for sequence, token in zip(batch.sequences, next_tokens, strict=True):
-            if not sequence.handle.cancelled:
+        self._advance_rows(logits, batch.sequences)
+
+    def _advance_rows(self, logits: torch.Tensor, sequences: Sequence[_Sequence]) -> None:
+        """Choose and record each row's next token; a row that raises fails its request only."""
+        greedy = torch.argmax(logits, dim=-1).tolist()
+        for row, sequence in enumerate(sequences):
+            if sequence.handle.cancelled:
+                continue
+            try:
+                sampler = sequence.sampler
+                token = int(greedy[row]) if sampler.greedy else sampler.sample(logits[row])
                 self._advance(sequence, token)
+            except Exception as exc:
+                self._fail_request(sequence.handle, "sampling", exc)
+
+    def _fail_request(self, handle: RequestHandle, stage: str, exc: Exception) -> None:
+        """Fail one request (all its choices leave the batch at the next step); others go on."""
+        if handle.cancelled:
+            return  # failed already (another of its choices), or its client left
+        # the traceback names tensors and shapes, never prompt text
+        logger.error(
+            "request %s failed in %s (%s); the other requests of the batch go on",
+            handle.request_id,
+            stage,
+            type(exc).__name__,
+            exc_info=exc,
+        )
+        handle.cancel()
+        error = ServingError(
+            f"generation failed for this request in the transformers backend "
+            f"({stage}: {type(exc).__name__})",
+            code="generation_failed",
+        )
+        _safe_emit(handle, FailureEvent(error))
 
     def _advance(self, sequence: _Sequence, token: int) -> None:
         """Record one generated token: emit settled text, finish on eos/stop/max_tokens."""
@@ -425,6 +508,10 @@ class BatchScheduler:
             ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
             mask[i, width - len(row) :] = 1
         return ids.to(self._device), mask.to(self._device)
+
+
+class _EngineFailure(Exception):
+    """A failure of the engine rather than of one request: every request of the batch fails."""
 
 
 def _safe_emit(handle: RequestHandle, event: SchedulerEvent) -> None:

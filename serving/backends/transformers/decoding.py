@@ -77,23 +77,6 @@ class TokenSampler:
         return int(torch.multinomial(probs, 1, generator=self.generator).item())
 
 
-def sample_rows(logits: torch.Tensor, samplers: Sequence[TokenSampler]) -> list[int]:
-    """The next token of every row of a batch, each row with its own sampler.
-
-    Args:
-        logits: ``[rows, vocab]`` next-token logits.
-        samplers: one sampler per row.
-
-    Returns:
-        One token id per row.
-    """
-    greedy = torch.argmax(logits, dim=-1).tolist()
-    return [
-        int(greedy[row]) if sampler.greedy else sampler.sample(logits[row])
-        for row, sampler in enumerate(samplers)
-    ]
-
-
 def choice_seed(seed: int | None, index: int) -> int | None:
     """The seed of choice ``index`` of a request seeded with ``seed`` (choices must differ)."""
     if seed is None:
