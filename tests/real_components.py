@@ -26,6 +26,7 @@ COMPONENTS: dict[str, str] = {
     "chromium": "apt-get install -y chromium",
     "tesseract": "apt-get install -y tesseract-ocr; pip install '.[deid-images]'",
     "deid-data": "pip install '.[dev]'",
+    "ray": "pip install '.[ray]'",
     "gpu": "a CUDA GPU",
 }
 

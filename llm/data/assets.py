@@ -61,7 +61,12 @@ class AssetError(BadInputError):
     def __init__(self, path: Path, reason: str, message: str) -> None:
         self.path = path
         self.reason = reason
+        self.message = message
         super().__init__(f"{path}: {message}")
+
+    def __reduce__(self) -> tuple[type[AssetError], tuple[Path, str, str]]:
+        # raised in a worker process or a Ray actor, raised again by the parent
+        return (type(self), (self.path, self.reason, self.message))
 
 
 def _save_png(image: Image.Image, dst: Path) -> None:

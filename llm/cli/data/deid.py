@@ -13,6 +13,7 @@ from rich.table import Table
 from llm.cli.common import err_console, out_console, print_read_stats, print_summary, track
 from llm.data.deid.keys import KEY_ENV, STRATEGIES, load_key
 from llm.errors import BadInputError, CheckFailedError
+from llm.ray_cluster import RAY_ADDRESS_HELP
 
 if TYPE_CHECKING:
     from llm.data.deid.evaluate import DeidEvaluation
@@ -124,8 +125,9 @@ def deid(
         help="Rejects file for --skip-invalid (default: deid_rejects.jsonl beside OUT).",
     ),
     workers: int = typer.Option(
-        1, "--workers", min=1, help="Worker processes (output order is kept)."
+        1, "--workers", min=1, help="Worker processes, or Ray actors (output order is kept)."
     ),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
     ner: str = typer.Option(
         "statistical",
         "--ner",
@@ -181,6 +183,7 @@ def deid(
         spans_path=spans_path,
         progress=progress,
         ner=ner,  # type: ignore[arg-type]
+        ray_address=ray_address,
     )
     print_read_stats(summary.stats)
     skipped = skip_message(summary.burned_in)

@@ -9,7 +9,8 @@ burned into their pixels blacked out (:mod:`llm.data.deid.burned_in`, where
 tesseract is installed; otherwise counted as unchecked), PNG images are
 re-encoded without metadata, and waveforms are hard-linked (or copied).
 
-Work is spread over ``workers`` processes; output order is input order.
+Work is spread over ``workers`` processes, or over a Ray cluster's actors when a
+``ray_address`` is given (:mod:`llm.data.deid.on_ray`); output order is input order.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from llm.data.io import ReadStats, iter_records, record_to_json
 from llm.data.schema import PatientRecord
 from llm.errors import BadInputError
 from llm.files import atomic_path, atomic_write, check_writable_dir
+from llm.ray_cluster import check_ray_address, import_ray
 
 
 @dataclass
@@ -77,7 +79,7 @@ class DeidSummary:
 class _RunConfig:
     strategy: Strategy
     date_shift: bool
-    key: bytes
+    key: bytes = field(repr=False)  # never in a log line or a Ray error
     in_dir: str
     out_dir: str
     cache_dir: str | None
@@ -245,8 +247,18 @@ def _work(line: str) -> _PatientResult:
 
 
 def _results(
-    records: Iterator[PatientRecord], config: _RunConfig, workers: int
+    records: Iterator[PatientRecord], config: _RunConfig, workers: int, ray_address: str | None
 ) -> Iterator[_PatientResult]:
+    if ray_address is not None:
+        from llm.data.deid.on_ray import ray_results
+
+        # the driver reads and validates every line first (counts, rejects and a bad
+        # line's error as in one process); Ray's actors de-identify
+        validated = [record_to_json(r) for r in records]
+        yield from ray_results(
+            validated, RecordDeidentifier, config, workers=workers, address=ray_address
+        )
+        return
     if workers <= 1:
         worker = RecordDeidentifier(config)
         for record in records:
@@ -274,6 +286,7 @@ def deidentify_records(
     cache_dir: Path | None = None,
     progress: Any = None,
     ner: NerMode = "statistical",
+    ray_address: str | None = None,
 ) -> DeidSummary:
     """De-identify the records file ``in_path`` into ``out_path``.
 
@@ -288,19 +301,22 @@ def deidentify_records(
         key_generated: the key was made up for this run (recorded in the summary).
         skip_invalid: write invalid lines to ``rejects_path`` and go on.
         rejects_path: where invalid lines go.
-        workers: processes to use (1 runs in this process).
+        workers: processes to use (1 runs in this process); with ``ray_address``, the
+            Ray actors (one CPU each).
         spans_path: ``phi_spans.jsonl`` to score detections against (``None``: no evaluation).
         cache_dir: spaCy pipeline cache folder.
         progress: optional callable wrapping the record iterator (a progress bar).
         ner: ``statistical`` (the pinned spaCy NER beside the rules: finds names no list
             holds, slower) or ``rules`` (patterns and name lists alone, several times faster).
+        ray_address: run on Ray Data (``local``, ``auto`` or ``ray://HOST:PORT``,
+            :mod:`llm.ray_cluster`); output and counts are those of the single-process run.
 
     Returns:
         Counts of what was done, with the evaluation when ``spans_path`` is given.
 
     Raises:
         BadInputError: IN missing, OUT's folder the same as IN's, bad spans file, unknown
-            ``ner``.
+            ``ner``, a bad ``ray_address`` or Ray not installed.
         RecordError: an invalid line when ``skip_invalid`` is false.
     """
     started = time.perf_counter()
@@ -317,6 +333,9 @@ def deidentify_records(
         raise BadInputError(f"--workers must be at least 1, got {workers}")
     if ner not in NER_MODES:
         raise BadInputError(f"--ner must be one of {', '.join(NER_MODES)}, got {ner!r}")
+    if ray_address is not None:  # before any output: a bad address or no Ray says so first
+        check_ray_address(ray_address)
+        import_ray()
     check_writable_dir(out_path.parent, what="de-identified records")
     if skip_invalid and rejects_path is not None:
         check_writable_dir(Path(rejects_path).parent, what="rejects file")
@@ -348,7 +367,7 @@ def deidentify_records(
         records = iter_records(
             in_path, stats=stats, skip_invalid=skip_invalid, rejects=rejects_fh, rejects_raw=False
         )
-        results = _results(records, config, workers)
+        results = _results(records, config, workers, ray_address)
         if progress is not None:
             results = progress(results)
         with atomic_write(out_path) as fh:
