@@ -143,6 +143,7 @@ class TextGenerator:
             sorted_probs, order = torch.sort(probs, descending=True)
             # keep the smallest prefix whose mass reaches top_p (the first token always)
             outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs >= decoding.top_p
+            outside[0] = False  # also should a tiny top_p reach the comparison as 0
             sorted_probs[outside] = 0.0
             probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
         return int(torch.multinomial(probs, 1, generator=rng).item())

@@ -92,6 +92,17 @@ def _tensor(name: str, datatype: str, values: np.ndarray) -> Any:
     return tensor
 
 
+def triton_top_p(top_p: float) -> np.float32:
+    """``top_p`` as the FP32 input the model takes: never rounded down to 0.
+
+    The gateway accepts any top_p in (0, 1]; float32 rounds one below ~1e-45 to 0, which
+    the model refuses (and a subnormal may be flushed to 0 in its comparisons). The smallest
+    normal float32 keeps only the most likely token, which is what such a tiny top_p means
+    (the transformers sampler keeps the top token the same way, 25f2134).
+    """
+    return max(np.float32(top_p), np.finfo(np.float32).tiny)
+
+
 def build_inputs(request: GenerationRequest, choice: int) -> list[Any]:
     """The Triton input tensors of one choice of ``request``."""
     sampling = request.sampling
@@ -104,10 +115,13 @@ def build_inputs(request: GenerationRequest, choice: int) -> list[Any]:
     inputs += [
         _tensor("max_tokens", "INT32", np.array([sampling.max_tokens], dtype=np.int32)),
         _tensor("temperature", "FP32", np.array([sampling.temperature], dtype=np.float32)),
-        _tensor("top_p", "FP32", np.array([sampling.top_p], dtype=np.float32)),
+        _tensor("top_p", "FP32", np.array([triton_top_p(sampling.top_p)], dtype=np.float32)),
     ]
     if sampling.seed is not None:
-        inputs.append(_tensor("seed", "INT64", np.array([sampling.seed + choice], dtype=np.int64)))
+        # the model takes seeds in [0, 2**63) (a negative one means "unseeded" there); every
+        # 64-bit seed the gateway accepts, plus the choice index, is folded into that range
+        seed = (sampling.seed + choice) % 2**63
+        inputs.append(_tensor("seed", "INT64", np.array([seed], dtype=np.int64)))
     if sampling.stop:
         stops = np.array([s.encode("utf-8") for s in sampling.stop], dtype=np.object_)
         inputs.append(_tensor("stop", "BYTES", stops))

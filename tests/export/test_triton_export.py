@@ -127,6 +127,16 @@ def test_greedy_decoding_equals_model_generate(generator: TextGenerator) -> None
     assert all(d.finish_reason == "" for d in deltas[:-1])
 
 
+def test_a_tiny_top_p_samples_the_top_token(generator: TextGenerator) -> None:
+    ids = generator.prompt_ids("Labs: WBC", None)
+    greedy = "".join(d.text for d in generator.generate(ids, Decoding(10, temperature=0.0)))
+    # what the gateway's triton backend sends for top_p=5e-324 (float32 would make it 0),
+    # and 0 itself should it ever get past the input check: only the top token is kept
+    for top_p in (1.1754944e-38, 0.0):
+        decoding = Decoding(10, temperature=1.0, top_p=top_p, seed=3)
+        assert "".join(d.text for d in generator.generate(ids, decoding)) == greedy
+
+
 def test_stop_strings_are_held_back_and_cut(generator: TextGenerator) -> None:
     ids = generator.prompt_ids("Labs: WBC", None)
     full = "".join(d.text for d in generator.generate(ids, Decoding(20, temperature=0.0)))

@@ -30,7 +30,12 @@ from serving.backends.base import (
     GenerationRequest,
     SamplingParams,
 )
-from serving.backends.triton_backend import TritonBackend, grpc_address
+from serving.backends.triton_backend import (
+    TritonBackend,
+    build_inputs,
+    grpc_address,
+    triton_top_p,
+)
 from serving.errors import BackendUnavailableError, BadRequestError
 from tests.serving.backends.triton_fixtures import (  # noqa: F401
     MODEL_NAME,
@@ -106,6 +111,29 @@ def _hf_greedy(folder: Path, request: GenerationRequest) -> tuple[str, int, int]
 
 
 # ---------------------------------------------------------------- no server needed
+
+
+def test_tiny_top_p_and_extreme_seeds_reach_the_model_in_its_range() -> None:
+    import numpy as np
+
+    # float32 rounds 5e-324 to 0, which the model refuses; the gateway accepts it
+    assert np.float32(5e-324) == 0
+    assert triton_top_p(5e-324) == np.finfo(np.float32).tiny > 0
+    assert triton_top_p(0.9) == np.float32(0.9) and triton_top_p(1.0) == 1.0
+
+    def seed_of(seed: int, choice: int) -> int:
+        request = _request("s", max_tokens=4, temperature=1.0, seed=seed, top_p=5e-324)
+        inputs = {i.name(): i for i in build_inputs(request, choice)}
+        top_p = np.frombuffer(inputs["top_p"]._get_content(), dtype=np.float32)[0]
+        assert top_p == np.finfo(np.float32).tiny
+        raw = inputs["seed"]._get_content()  # what goes over the wire
+        return int(np.frombuffer(raw, dtype=np.int64)[0])
+
+    # the largest seed plus a choice index used to overflow int64; a negative one meant
+    # "unseeded" to the model
+    assert seed_of(2**63 - 1, 1) == 0
+    assert seed_of(-5, 0) == 2**63 - 5
+    assert seed_of(7, 1) == 8
 
 
 def test_grpc_address_accepts_grpc_urls_only() -> None:
@@ -208,6 +236,19 @@ def test_n_choices_each_finish_once_and_seeds_reproduce(server: TritonServer) ->
 
     assert texts(first) == texts(second)
     assert texts(first)[0] != texts(first)[1]  # choice i samples with seed + i
+
+
+@pytest.mark.slow
+def test_a_tiny_top_p_decodes_the_top_token(server: TritonServer) -> None:
+    # float32 made 5e-324 a 0 that the model refused with a 400 the gateway had accepted
+    greedy = _request("greedy", max_tokens=8, temperature=0.0, prompt=PROMPT)
+    tiny = _request("tiny", max_tokens=8, temperature=1.0, top_p=5e-324, seed=1, prompt=PROMPT)
+
+    async def body(backend: TritonBackend) -> list[str]:
+        return ["".join(c.text for c in await _collect(backend, r)) for r in (greedy, tiny)]
+
+    expected, sampled = _run(server, body)
+    assert sampled == expected
 
 
 @pytest.mark.slow
