@@ -7,7 +7,7 @@ and no hostfile) with the same config, recipe and overrides, differing only in
 
     accelerate launch --config_file CFG --num_machines N --num_processes N*G \\
         --machine_rank R --main_process_ip HEAD --main_process_port PORT \\
-        -m llm.train RECIPE [--set k=v ...]
+        --deepspeed_multinode_launcher standard -m llm.train RECIPE [--set k=v ...]
 
 ``--num_processes`` counts processes over all machines (accelerate's meaning).
 The run's world-size guard (:func:`llm.train.distributed.check_world_size`)
@@ -95,6 +95,10 @@ class LaunchPlan:
             self.main_process_ip,
             "--main_process_port",
             str(self.main_process_port),
+            # torchrun on each node; accelerate's default for DeepSpeed over several
+            # machines is DeepSpeed's pdsh launcher, which needs SSH and a hostfile
+            "--deepspeed_multinode_launcher",
+            "standard",
             "-m",
             "llm.train",
             self.recipe,

@@ -55,7 +55,7 @@ def test_slurm_dry_run_prints_one_command_per_node(capsys: pytest.CaptureFixture
     commands = _node_commands(out)
     assert len(commands) == 2
     for rank, argv in enumerate(commands):
-        flags = dict(zip(argv[2:14:2], argv[3:14:2], strict=True))
+        flags = dict(zip(argv[2:16:2], argv[3:16:2], strict=True))
         assert flags == {
             "--config_file": MULTINODE,
             "--num_machines": "2",
@@ -63,9 +63,10 @@ def test_slurm_dry_run_prints_one_command_per_node(capsys: pytest.CaptureFixture
             "--machine_rank": str(rank),
             "--main_process_ip": "$MAIN_PROCESS_IP",
             "--main_process_port": "29500",
+            "--deepspeed_multinode_launcher": "standard",  # torchrun per node, no SSH
         }
         # the recipe's own config asks for 8 processes: every rank is told the one it runs
-        assert argv[14:] == ["-m", "llm.train", RECIPE, "--set", "training.learning_rate=1e-5",
+        assert argv[16:] == ["-m", "llm.train", RECIPE, "--set", "training.learning_rate=1e-5",
                              "--set", f"launch.accelerate_config={MULTINODE}"]  # fmt: skip
 
 
