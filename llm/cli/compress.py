@@ -41,10 +41,13 @@ def make(
     method: str = typer.Option(
         ...,
         "--method",
-        help="int8-dynamic | int4-weight-only | prune-unstructured | prune-2:4.",
+        help="int8-dynamic | int4-weight-only | prune-unstructured | prune-2:4 | "
+        "openvino-fp32 | openvino-int8 | openvino-int4 (OpenVINO IR, exported in its own venv).",
     ),
     sparsity: float | None = typer.Option(None, "--sparsity", help=_help("sparsity")),
-    group_size: int = typer.Option(32, "--group-size", help=_help("group_size")),
+    group_size: int | None = typer.Option(
+        None, "--group-size", help=_help("group_size") + " Default 32; openvino-int4: 64."
+    ),
     out: Path = typer.Option(
         ...,
         "--out",
@@ -56,11 +59,14 @@ def make(
 
     from llm.compress.folder import compress_model
     from llm.compress.methods import CompressionSpec
+    from llm.compress.openvino import is_openvino_method
 
+    if is_openvino_method(method):
+        _make_openvino(source, method, sparsity, group_size, out)
+        return
     try:
-        spec = CompressionSpec.model_validate(
-            {"method": method, "sparsity": sparsity, "group_size": group_size}
-        )
+        fields = {"method": method, "sparsity": sparsity, "group_size": group_size}
+        spec = CompressionSpec.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         problems = "; ".join(e["msg"] for e in exc.errors())
         raise BadInputError(f"compress make: {problems}") from exc
@@ -71,6 +77,31 @@ def make(
     print_summary(
         f"{spec.name}: weights {size / 1e6:.1f} MB ({size / before:.2f}× of "
         f"{before / 1e6:.1f} MB) in {result.manifest['seconds']:.1f} s: {out}/ (manifest.json)"
+    )
+
+
+def _make_openvino(
+    source: Path, method: str, sparsity: float | None, group_size: int | None, out: Path
+) -> None:
+    from pydantic import ValidationError
+
+    from llm.compress.openvino import OpenVINOSpec, export_openvino
+
+    if sparsity is not None:
+        raise BadInputError(f"compress make: --sparsity does not apply to {method}")
+    fields = {"method": method, "group_size": group_size}
+    try:
+        spec = OpenVINOSpec.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"] for e in exc.errors())
+        raise BadInputError(f"compress make: {problems}") from exc
+    err_console.print(f"exporting {source} to OpenVINO IR ({spec.name}) ...", highlight=False)
+    result = export_openvino(source, out, spec)
+    size = result.manifest["size"]["weights_bytes"]
+    before = result.manifest["source"]["size"]["weights_bytes"]
+    print_summary(
+        f"{spec.name}: IR {size / 1e6:.1f} MB ({size / before:.2f}× of {before / 1e6:.1f} MB) "
+        f"in {result.manifest['seconds']:.1f} s: {out}/ (manifest.json)"
     )
 
 

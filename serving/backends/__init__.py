@@ -12,6 +12,7 @@ BACKENDS: dict[str, str] = {
     "vllm": "serving.backends.vllm_backend:VLLMBackend",
     "openai": "serving.backends.openai_backend:OpenAIUpstreamBackend",
     "triton": "serving.backends.triton_backend:TritonBackend",
+    "openvino": "serving.backends.openvino_backend:OpenVINOBackend",
 }
 
 
