@@ -47,6 +47,7 @@ from llm.files import (
     write_error,
 )
 from llm.manifest import earlier_manifest, file_sha256, git_commit, library_versions
+from llm.ray_cluster import check_ray_address, import_ray
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
@@ -318,6 +319,38 @@ class BuildResult:
     outcomes: dict[str, TaskOutcome]
 
 
+Rendered = dict[str, Any] | Skip | AssetError
+"""One task's outcome for one record: a dataset row, a skip, or an unrenderable asset."""
+
+
+def render_record(
+    record: PatientRecord, tasks: Sequence[Task], ctx: RenderContext
+) -> list[Rendered]:
+    """Render one record for every task (its PNG assets are written under ``ctx.out_dir``)."""
+    out: list[Rendered] = []
+    for task in tasks:
+        try:
+            result = task.render(record, ctx)
+        except AssetError as exc:  # the caller stops or counts it (skip_invalid)
+            out.append(exc)
+            continue
+        out.append(result if isinstance(result, Skip) else result.to_row())
+    return out
+
+
+@dataclass(frozen=True)
+class _RenderConfig:
+    task_names: tuple[str, ...]
+    ctx: RenderContext
+
+
+def line_renderer(config: _RenderConfig) -> Callable[[str], list[Rendered]]:
+    """One Ray actor's work (:mod:`llm.data.ray_map`): the task renderers built once,
+    applied to each record line it is given."""
+    tasks = [TASKS.get(name)() for name in config.task_names]
+    return lambda line: render_record(PatientRecord.model_validate_json(line), tasks, config.ctx)
+
+
 def render_tasks(
     records: Sequence[PatientRecord],
     tasks: Sequence[Task],
@@ -326,28 +359,45 @@ def render_tasks(
     *,
     skip_invalid: bool,
     progress: Progress | None = None,
+    ray_address: str | None = None,
+    workers: int = 1,
 ) -> dict[str, TaskOutcome]:
     """Render every record for every task and file the examples under their patient's split.
+
+    Args:
+        ray_address: render on Ray Data actors (``local``, ``auto``, ``ray://HOST:PORT``);
+            the rows, skips and assets are those of one process, in the same order.
+        workers: Ray actors (with ``ray_address``).
 
     Raises:
         AssetError: an asset cannot be rendered and ``skip_invalid`` is false.
     """
     outcomes = {task.name: TaskOutcome(task.name) for task in tasks}
+    results: Iterable[list[Rendered]]
+    if ray_address is None:
+        results = (render_record(record, tasks, ctx) for record in records)
+    else:
+        from llm.data.io import record_to_json
+        from llm.data.ray_map import map_lines_on_ray
+
+        config = _RenderConfig(tuple(task.name for task in tasks), ctx)
+        lines = [record_to_json(record) for record in records]
+        results = map_lines_on_ray(
+            lines, line_renderer, config, workers=workers, address=ray_address
+        )
     iterable = progress(records, len(records)) if progress else records
-    for record in iterable:
-        for task in tasks:
+    for record, rendered in zip(iterable, results, strict=True):
+        for task, result in zip(tasks, rendered, strict=True):
             outcome = outcomes[task.name]
-            try:
-                result = task.render(record, ctx)
-            except AssetError as exc:
+            if isinstance(result, AssetError):
                 if not skip_invalid:
-                    raise
-                result = Skip(exc.reason)
-                outcome.asset_errors.append(str(exc))
+                    raise result
+                outcome.asset_errors.append(str(result))
+                result = Skip(result.reason)
             if isinstance(result, Skip):
                 outcome.skipped[result.reason] += 1
             else:
-                outcome.rows[splits[record.patient_id]].append(result.to_row())
+                outcome.rows[splits[record.patient_id]].append(result)
     for outcome in outcomes.values():
         if outcome.rendered + sum(outcome.skipped.values()) != len(records):
             raise AssertionError(f"{outcome.name}: examples and skips do not add up to records")
@@ -485,6 +535,8 @@ def build_task_datasets(
     skip_invalid: bool = False,
     rejects: Path | None = None,
     progress: Progress | None = None,
+    ray_address: str | None = None,
+    workers: int = 1,
 ) -> BuildResult:
     """Render task datasets from a records file and save them with a manifest.
 
@@ -498,6 +550,9 @@ def build_task_datasets(
             (counted) instead of stopping at the first.
         rejects: where invalid lines go with ``skip_invalid`` (default ``out/rejects.jsonl``).
         progress: wraps the record loop, e.g. with a progress bar.
+        ray_address: render on Ray Data (``local``, ``auto``, ``ray://HOST:PORT``,
+            :mod:`llm.ray_cluster`); the datasets and counts are those of one process.
+        workers: Ray actors (one CPU each) with ``ray_address``.
 
     Returns:
         The read counts, per-task outcomes and the manifest (also written to
@@ -505,7 +560,8 @@ def build_task_datasets(
 
     Raises:
         BadInputError: unknown task, bad split, unusable ``out``, invalid
-            record or asset (without ``skip_invalid``), repeated patient id.
+            record or asset (without ``skip_invalid``), repeated patient id, a bad
+            ``ray_address`` or Ray not installed.
     """
     started = datetime.now(timezone.utc)
     for name in task_names:
@@ -517,6 +573,11 @@ def build_task_datasets(
         )
     if not records_path.is_file():
         raise BadInputError(f"{records_path}: records file not found")
+    if ray_address is not None:  # before anything is written: a bad address or no Ray
+        check_ray_address(ray_address)
+        import_ray()
+    if workers < 1:
+        raise BadInputError(f"--workers must be at least 1, got {workers}")
     prepare_out_dir(out, records_path, rejects)
     rejects_path = (rejects or out / "rejects.jsonl") if skip_invalid else None
     staging = staging_dir(out)
@@ -534,7 +595,14 @@ def build_task_datasets(
         answers = {task.name: task.answer_space(records) for task in tasks}
         ctx = RenderContext(records_dir=records_path.parent, out_dir=staging, answers=answers)
         outcomes = render_tasks(
-            records, tasks, ctx, splits, skip_invalid=skip_invalid, progress=progress
+            records,
+            tasks,
+            ctx,
+            splits,
+            skip_invalid=skip_invalid,
+            progress=progress,
+            ray_address=ray_address,
+            workers=workers,
         )
         for task in tasks:
             save_task(staging, task, outcomes[task.name])

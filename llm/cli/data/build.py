@@ -11,6 +11,7 @@ from llm.cli.common import err_console, print_read_stats, print_summary, track
 from llm.data.build import build_task_datasets, parse_split, parse_task_names
 from llm.data.schema import PatientRecord
 from llm.data.tasks import TASKS
+from llm.ray_cluster import RAY_ADDRESS_HELP
 
 
 def register(app: typer.Typer) -> None:
@@ -48,6 +49,10 @@ def build(
         "--rejects",
         help="With --skip-invalid: write invalid lines here (JSONL; default OUT/rejects.jsonl).",
     ),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Ray actors rendering records (with --ray-address)."
+    ),
 ) -> None:
     """Render chat examples of the given TASKS from RECORDS, split by patient, into OUT.
 
@@ -68,6 +73,8 @@ def build(
         skip_invalid=skip_invalid,
         rejects=rejects,
         progress=_progress,
+        ray_address=ray_address,
+        workers=workers,
     )
     print_read_stats(result.stats)
     total = 0

@@ -10,7 +10,7 @@ tesseract is installed; otherwise counted as unchecked), PNG images are
 re-encoded without metadata, and waveforms are hard-linked (or copied).
 
 Work is spread over ``workers`` processes, or over a Ray cluster's actors when a
-``ray_address`` is given (:mod:`llm.data.deid.on_ray`); output order is input order.
+``ray_address`` is given (:mod:`llm.data.ray_map`); output order is input order.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -246,17 +246,24 @@ def _work(line: str) -> _PatientResult:
     return _WORKER.process(PatientRecord.model_validate_json(line))
 
 
+def line_worker(config: _RunConfig) -> Callable[[str], _PatientResult]:
+    """One Ray actor's work (:mod:`llm.data.ray_map`): a de-identifier built once, applied
+    to each record line it is given."""
+    worker = RecordDeidentifier(config)
+    return lambda line: worker.process(PatientRecord.model_validate_json(line))
+
+
 def _results(
     records: Iterator[PatientRecord], config: _RunConfig, workers: int, ray_address: str | None
 ) -> Iterator[_PatientResult]:
     if ray_address is not None:
-        from llm.data.deid.on_ray import ray_results
+        from llm.data.ray_map import map_lines_on_ray
 
         # the driver reads and validates every line first (counts, rejects and a bad
         # line's error as in one process); Ray's actors de-identify
         validated = [record_to_json(r) for r in records]
-        yield from ray_results(
-            validated, RecordDeidentifier, config, workers=workers, address=ray_address
+        yield from map_lines_on_ray(
+            validated, line_worker, config, workers=workers, address=ray_address
         )
         return
     if workers <= 1:

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from llm.data.deid.records import deidentify_records
 from llm.data.synth import generate_cohort
 from llm.errors import BadInputError, RecordError
 from tests.data.deid.conftest import KEY
-from tests.real_components import reason
+from tests.ray_local import local_ray
 
 PATIENTS = 6
 BAD_LINE = '{"patient_id": "P999999", "encounters": [{"encounter_id": "E1"}]}\n'
@@ -52,31 +51,10 @@ def _phi_values(cohort: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def ray_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A local Ray with 2 CPUs for this module, its session files in a folder of its own.
-
-    Started through :func:`llm.ray_cluster.ray_session`, the code ``--ray-address local``
-    runs; the runs below find it connected and use it.
-    """
-    pytest.importorskip("ray.data", reason=reason("ray", "cannot import ray.data"))
-    from llm.ray_cluster import ray_session
-
-    # short: Ray's socket paths must fit in 107 bytes
-    folder = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    """A local Ray with 2 CPUs for this module (the runs below use it); its session folder."""
     cache = tmp_path_factory.mktemp("ray-spacy-cache")
-    saved = {k: os.environ.get(k) for k in ("RAY_TMPDIR", "CLINICAL_LLM_CACHE")}
-    # the actors inherit the environment Ray starts with
-    os.environ["RAY_TMPDIR"] = str(folder)
-    os.environ["CLINICAL_LLM_CACHE"] = str(cache)
-    try:
-        with ray_session("local", num_cpus=2):
-            yield folder
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        shutil.rmtree(folder, ignore_errors=True)
+    with local_ray({"CLINICAL_LLM_CACHE": str(cache)}) as folder:
+        yield folder
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -163,7 +141,7 @@ def test_failing_patient_is_raised_by_the_driver_and_kept_out_of_ray_logs(
     # any file of the session (logs, events, the actors' stdout and stderr)
     files = [p for p in ray_dir.rglob("*") if p.is_file() and "spilled" not in str(p)]
     logs = "\n".join(p.read_text(errors="replace") for p in files)
-    assert "DeidActor" in logs  # the actors' own logs are among the files scanned
+    assert "MapBatches(RecordActor)" in logs  # the actors' own logs are among the files scanned
     phi = _phi_values(cohort_dir)
     assert len(phi) > 50
     leaked = sorted(v for v in phi if v in logs)
