@@ -93,7 +93,9 @@ def test_int8_export_writes_the_ir_the_openvino_tokenizer_and_a_manifest(
     manifest = json.loads((tiny_openvino_ir / "manifest.json").read_text())
     assert manifest["kind"] == "model-compress" and manifest["format"] == "openvino-ir"
     assert manifest["compression"]["method"] == "openvino-int8"
-    assert manifest["source"]["path"] == str(text_model.resolve())
+    # the export is shared by the session's modules, each with its own copy of text_model
+    assert Path(manifest["source"]["path"]).name == text_model.name
+    assert set(manifest["source"]["files"]) >= {"config.json", "model.safetensors"}
     assert set(manifest["files"]) >= {*IR_FILES, *TOKENIZER_FILES}
     assert 0 < manifest["size"]["weights_bytes"] < manifest["source"]["size"]["weights_bytes"]
     assert any(r.startswith("optimum-intel") for r in manifest["export_environment"])
