@@ -101,14 +101,14 @@ def export_command(python: Path, source: Path, out: Path, spec: OpenVINOSpec) ->
 
 
 def _export_env() -> dict[str, str]:
-    # a local folder in, nothing fetched from a model hub, no telemetry
+    # a local folder in, nothing fetched from a model hub; OpenVINO's and nncf's telemetry
+    # (openvino-telemetry) is opt-in through a consent file, so it stays off unasked
     return {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "DO_NOT_TRACK": "1",
-        "OPENVINO_TELEMETRY_OPT_OUT": "1",
     }
 
 
