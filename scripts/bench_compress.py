@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_compress.py --base build/demo-smollm2/export \
         --variant build/compress-smollm2/int8 --variant build/compress-smollm2/int4 \
-        --new-tokens 32 --rounds 3 --out build/compress-smollm2/speed.json
+        --new-tokens 32 --rounds 3 --threads 1 --out build/compress-smollm2/speed.json
 
 The timing half of ``clinical-llm compress report`` (:mod:`eval.compression.speed`: all
 models loaded, rounds interleaved, medians), without the evaluation, for a machine too busy
@@ -27,14 +27,22 @@ def main() -> None:
     parser.add_argument("--variant", type=Path, action="append", required=True)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's own)."
+    )
     parser.add_argument("--out", type=Path, default=None, help="Write the JSON here too.")
     args = parser.parse_args()
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     models = {BASE: args.base, **{model_name(v): v for v in args.variant}}
     speeds = measure_speed(models, new_tokens=args.new_tokens, rounds=args.rounds)
     base = speeds[BASE]
     result = {
         "load_average": os.getloadavg(),
         "new_tokens": args.new_tokens,
+        "threads": args.threads,
         "models": {
             name: {
                 **speed.as_json(),
