@@ -30,9 +30,18 @@ DEFAULTS = {
 }
 
 
-# bitsandbytes' CPU backend logs this once per process when the optional `kernels`
-# package (a hub download of prebuilt kernels) is missing; its own kernel runs instead.
-KERNELS_NOTICE = ("bitsandbytes.backends.cpu.ops", "Failed to load CPU gemm_4bit_forward")
+# Notices that libraries log at import, on every command that imports transformers, about
+# things this project never uses: (logger, message prefix).
+IMPORT_NOTICES = (
+    # bitsandbytes' CPU backend, when the optional `kernels` package (a hub download of
+    # prebuilt kernels) is missing; its own kernel runs instead
+    ("bitsandbytes.backends.cpu.ops", "Failed to load CPU gemm_4bit_forward"),
+    # torchao (the `compress` extra; transformers imports it when installed): its CUDA-only
+    # kernels (mxfp8, cutlass sm90a) cannot load on a CPU build of torch
+    ("torchao", "Failed to load "),
+    # torchao registers Enums with torch's pytree, which torch 2.13 calls deprecated
+    ("torch.utils._pytree", "<enum "),
+)
 
 
 class _DropMessage(logging.Filter):
@@ -41,7 +50,7 @@ class _DropMessage(logging.Filter):
         self.prefix = prefix
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.prefix)
+        return not record.getMessage().startswith(self.prefix)
 
 
 def private_env(base: Mapping[str, str], **extra: str) -> dict[str, str]:
@@ -59,10 +68,12 @@ def private_env(base: Mapping[str, str], **extra: str) -> dict[str, str]:
 def set_private_env() -> None:
     """Force telemetry off and default every hub client to offline mode.
 
-    Also silences bitsandbytes' notice about the optional ``kernels`` package,
-    which this project never installs (it downloads kernels from a hub).
+    Also silences the import notices of :data:`IMPORT_NOTICES` (bitsandbytes'
+    optional ``kernels`` package, torchao's CUDA-only kernels), which say
+    nothing about what this project runs.
     """
     os.environ.update(private_env(os.environ))
-    logger = logging.getLogger(KERNELS_NOTICE[0])
-    if not any(isinstance(f, _DropMessage) for f in logger.filters):
-        logger.addFilter(_DropMessage(KERNELS_NOTICE[1]))
+    for name, prefix in IMPORT_NOTICES:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessage) and f.prefix == prefix for f in logger.filters):
+            logger.addFilter(_DropMessage(prefix))

@@ -1,4 +1,4 @@
-"""llm.env: bitsandbytes' notice about `kernels` is silenced, other warnings are not."""
+"""llm.env: libraries' import notices (bitsandbytes, torchao) are dropped, other warnings kept."""
 
 from __future__ import annotations
 
@@ -6,18 +6,30 @@ import logging
 
 import pytest
 
-from llm.env import KERNELS_NOTICE, private_env, set_private_env
+from llm.env import IMPORT_NOTICES, private_env, set_private_env
 
 
-def test_the_kernels_notice_is_dropped_and_other_warnings_kept(
-    caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "bitsandbytes.backends.cpu.ops",
+            "Failed to load CPU gemm_4bit_forward from kernels-community: %s",
+        ),
+        ("torchao", "Failed to load %s: Could not load this library"),
+        ("torch.utils._pytree", "%s is an Enum subclass and is now natively supported"),
+    ],
+)
+def test_import_notices_are_dropped_and_other_warnings_kept(
+    caplog: pytest.LogCaptureFixture, name: str, message: str
 ) -> None:
     set_private_env()
-    set_private_env()  # idempotent: one filter
-    logger = logging.getLogger(KERNELS_NOTICE[0])
-    assert len(logger.filters) == 1
-    with caplog.at_level(logging.WARNING, logger=KERNELS_NOTICE[0]):
-        logger.warning("Failed to load CPU gemm_4bit_forward from kernels-community: %s", "x")
+    set_private_env()  # idempotent: one filter per notice
+    logger = logging.getLogger(name)
+    assert len(logger.filters) == sum(1 for n, _ in IMPORT_NOTICES if n == name) == 1
+    arg = "<enum 'KernelPreference'>" if name.startswith("torch.") else "x.so"
+    with caplog.at_level(logging.WARNING, logger=name):
+        logger.warning(message, arg)
         logger.warning("something else went wrong")
     assert [r.getMessage() for r in caplog.records] == ["something else went wrong"]
 
