@@ -316,9 +316,19 @@ class VLLMBackend(Backend):
         if self.engine is not None:
             return
         self._wanted = True
+        built: list[Any] = []
+
+        def build() -> None:
+            # The engine comes back through this list, emptied below, not as the thread's
+            # result: the first build imports modules, and an exception one of them keeps
+            # (with its traceback) pins the worker thread's frames, whose future held the
+            # engine. A dead engine then stayed in memory after its replacement was built.
+            built.append(self._build_engine())
+
         try:
             # ~15-40 s on CPU: a worker thread keeps /health answering meanwhile
-            engine = await asyncio.to_thread(self._build_engine)
+            await asyncio.to_thread(build)
+            engine = built.pop()
         except BackendUnavailableError:
             raise
         except Exception as exc:
