@@ -10,8 +10,8 @@ Real components on loopback, each bounded in time:
   without a gateway restart (vLLM's own server as the upstream:
   ``test_openai_upstream_vllm.py``);
 - a real Triton server killed and started again on the same ports;
-- the vllm backend's dead-engine path with an engine double (a real engine's
-  death needs vLLM and minutes: the restart logic is what is tested here).
+- the vllm backend's dead-engine path with an engine double (the restart logic,
+  fast; a real engine core SIGKILLed: ``test_faults_vllm_engine.py``).
 """
 
 from __future__ import annotations
