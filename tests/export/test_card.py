@@ -286,23 +286,33 @@ def test_real_run_export_then_eval_run_twice_rewrites_the_card(
     assert note_lines and not any(line in text for line in note_lines)
 
     suite = tmp_path / "suite.yaml"
-    gates = tmp_path / "gates.yaml"
-    gates.write_text("- {name: floor, metric: accuracy, rule: min_value, threshold: 0.0}\n")
     suite.write_text(
         f"suite: card-test\ndataset_dir: {eval_assets.datasets}\ntasks: [readmission_loglik]\n"
-        f"attributes: [sex]\nbootstrap: 20\nmin_group_size: 1\ngates: {gates}\n"
+        f"attributes: [sex]\nbootstrap: 20\nmin_group_size: 1\ngates: {tmp_path / 'gates.yaml'}\n"
     )
-    for limit in ("4", "6"):
-        argv = ["eval", "run", str(suite), "--model", str(out), "--limit", limit,
-                "--out", str(tmp_path / f"eval-{limit}")]  # fmt: skip
-        log = tmp_path / f"eval-{limit}.log"
-        assert _cli(argv, log).returncode == 0, log.read_text()[-3000:]
+    # the second evaluation's gate cannot pass: eval run exits 1 and still rewrites the card
+    for run_name, threshold, code, result in (
+        ("first", 0.0, 0, "passed"),
+        ("second", 1.01, 1, "FAILED"),
+    ):
+        (tmp_path / "gates.yaml").write_text(
+            f"- {{name: floor, metric: accuracy, rule: min_value, threshold: {threshold}}}\n"
+        )
+        argv = ["eval", "run", str(suite), "--model", str(out), "--limit", "4",
+                "--out", str(tmp_path / run_name)]  # fmt: skip
+        log = tmp_path / f"{run_name}.log"
+        assert _cli(argv, log).returncode == code, log.read_text()[-3000:]
         # rich wraps the line at the console width
         updated = "".join(log.read_text().split())
         assert f"modelcardevaluationsectionupdated:{out / CARD}" in updated
         card = (out / CARD).read_text(encoding="utf-8")
         assert card.count(EVAL_START) == 1 and card.count("### readmission_loglik") == 1
-        assert f"n = {limit};" in card and "| floor | overall | accuracy | min_value |" in card
-        assert "By `sex`:" in card and str(tmp_path / f"eval-{limit}") in card
+        summary = json.loads((tmp_path / run_name / "summary.json").read_text())
+        assert f"n = {summary['tasks'][0]['n']};" in card
+        assert f"| floor | overall | accuracy | min_value | {threshold:.3f} |" in card
+        assert card.count("| floor |") == 1 and f"| {result} |" in card
+        assert "By `sex`:" in card and str(tmp_path / run_name) in card
+    assert str(tmp_path / "first") not in card and "every gate passed" not in card
+    assert "**a release gate failed**" in card
     meta, _ = split_card(card, where="card")
     assert meta["model-index"][0]["results"][0]["dataset"]["split"] == "test"
