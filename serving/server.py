@@ -33,6 +33,10 @@ def _uvicorn_config(app: FastAPI, host: str, port: int, log_level: str) -> uvico
         server_header=False,
         timeout_graceful_shutdown=5,
         lifespan="on",
+        # uvicorn's default log config runs logging.config.dictConfig, which closes every
+        # handler the process already has (the embedding program's, pytest's); its loggers
+        # propagate to whatever the process configured instead
+        log_config=None,
     )
 
 

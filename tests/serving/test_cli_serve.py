@@ -60,7 +60,8 @@ def test_help_is_the_config_fields_descriptions_and_defaults(
         # rich wraps the help into a box; compare the words without the borders
         words = " ".join(field.description.split()[:4])
         assert words in text.replace("│", " ").replace("  ", " "), name
-        assert str(field.default) in text
+        if field.default_factory is None:  # audit_log's default is an XDG path, named in words
+            assert str(field.default) in text
 
 
 def test_config_errors_listed_with_file_and_field(tmp_path: Path) -> None:
