@@ -70,3 +70,40 @@ def test_no_module_takes_another_packages_private_names() -> None:
 )
 def test_the_check_sees_a_private_import(source: str, expected: int) -> None:
     assert len(private_imports(source, "llm.export.zero")) == expected
+
+
+def uvicorn_configs_that_reconfigure_logging(source: str) -> list[int]:
+    """Lines of ``uvicorn.Config(...)`` calls without ``log_config=None``.
+
+    uvicorn's default log config runs ``logging.config.dictConfig``, which closes every
+    handler the process has: pytest's own (every later test then fails with "I/O operation
+    on closed file"), or the program's that embeds the gateway.
+    """
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        if node.func.attr != "Config" or ast.unparse(node.func.value) != "uvicorn":
+            continue
+        keep = any(
+            k.arg == "log_config" and isinstance(k.value, ast.Constant) and k.value.value is None
+            for k in node.keywords
+        )
+        if not keep:
+            lines.append(node.lineno)
+    return lines
+
+
+def test_no_uvicorn_server_reconfigures_the_processs_logging() -> None:
+    found = [
+        f"{path.relative_to(REPO)}:{line}"
+        for folder in (*PACKAGES, "tests", "scripts")
+        for path in sorted((REPO / folder).rglob("*.py"))
+        for line in uvicorn_configs_that_reconfigure_logging(path.read_text(encoding="utf-8"))
+    ]
+    assert found == [], "uvicorn.Config without log_config=None: " + ", ".join(found)
+
+
+def test_the_uvicorn_check_sees_a_default_config() -> None:
+    assert uvicorn_configs_that_reconfigure_logging("uvicorn.Config(app, port=1)") == [1]
+    assert uvicorn_configs_that_reconfigure_logging("uvicorn.Config(app, log_config=None)") == []

@@ -123,7 +123,10 @@ def serve(model_dir: Path) -> Iterator[tuple[str, ServerState]]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    # log_config=None: uvicorn's default dictConfig closes every handler (pytest's too)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", log_config=None)
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
