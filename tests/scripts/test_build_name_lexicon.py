@@ -24,8 +24,15 @@ def _held_out_rows() -> list[dict[str, str]]:
     return list(csv.DictReader(lines, delimiter="\t"))
 
 
+# lists of words that are never taken for names (english_common.txt: a found name is not
+# propagated in lower case when it is one): holding a held-out name can only lower recall
+NOT_NAME_LISTS = {"english_common.txt"}
+
+
 def test_no_held_out_name_is_in_any_lexicon() -> None:
-    lexicon = set().union(*(_words(f) for f in LEXICON.glob("*.txt")))
+    names = [f for f in LEXICON.glob("*.txt") if f.name not in NOT_NAME_LISTS]
+    assert len(names) == 4
+    lexicon = set().union(*(_words(f) for f in names))
     rows = _held_out_rows()
     assert len(rows) > 10_000
     assert not {r["name"].casefold() for r in rows} & lexicon
