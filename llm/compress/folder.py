@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -144,21 +146,54 @@ def compress_model(source: str | Path, out: str | Path, spec: CompressionSpec) -
     out_dir = Path(out)
     _check_out(out_dir)
     _check_source(source_dir)
+    libraries = library_versions(LIBRARIES)
+
+    def fill(stage: Path) -> dict[str, Any]:
+        stage.mkdir()
+        details = _compress_into(source_dir, stage, spec)
+        return {
+            "compression": {"name": spec.name, **spec.model_dump(mode="json"), **details},
+            "size": folder_size(stage),
+            "libraries": libraries,
+        }
+
+    manifest = write_compressed_folder(source_dir, out_dir, started, fill)
+    return CompressedModel(out=out_dir, manifest=manifest)
+
+
+def write_compressed_folder(
+    source_dir: Path,
+    out_dir: Path,
+    started: datetime,
+    fill: Callable[[Path], dict[str, Any]],
+) -> dict[str, Any]:
+    """Write a compressed model folder whole: staged beside ``out_dir``, then moved into place.
+
+    Args:
+        source_dir: the uncompressed model folder.
+        out_dir: the folder to write (an earlier one is replaced only once the new one is done).
+        started: when the command started (``now_utc()``).
+        fill: writes the model into the staging folder it is given (creating it) and returns
+            the method's own manifest fields (``compression``, ``size``, ``libraries``...).
+
+    Returns:
+        The manifest written: the method's fields, the source (path, kind, file SHA-256s,
+        size), the written files' SHA-256s and the seconds ``fill`` took.
+    """
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # one staging folder per process: two runs aimed at one --out never share it
     stage = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     if stage.exists():
         shutil.rmtree(stage)
-    stage.mkdir()
     try:
         clock = time.perf_counter()
-        details = _compress_into(source_dir, stage, spec)
+        fields = fill(stage)
         seconds = time.perf_counter() - clock
         source_manifest = earlier_manifest(source_dir)
         manifest = base_manifest(MANIFEST_KIND, started=started)
+        manifest.update(fields)
         manifest.update(
             {
-                "compression": {"name": spec.name, **spec.model_dump(mode="json"), **details},
                 "source": {
                     "path": str(source_dir.resolve()),
                     "kind": source_manifest.get("kind") if source_manifest else None,
@@ -168,9 +203,7 @@ def compress_model(source: str | Path, out: str | Path, spec: CompressionSpec) -
                     "size": folder_size(source_dir),
                 },
                 "files": {p.name: file_sha256(p) for p in sorted(stage.iterdir()) if p.is_file()},
-                "size": folder_size(stage),
                 "seconds": round(seconds, 2),
-                "libraries": library_versions(LIBRARIES),
             }
         )
         write_manifest(stage, manifest)
@@ -180,4 +213,4 @@ def compress_model(source: str | Path, out: str | Path, spec: CompressionSpec) -
     finally:
         if stage.exists():
             shutil.rmtree(stage)
-    return CompressedModel(out=out_dir, manifest=manifest)
+    return manifest

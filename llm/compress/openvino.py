@@ -24,19 +24,17 @@ Weight compression is data-free (nothing is calibrated, no dataset is read):
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llm.compress.folder import MANIFEST_KIND, _check_out, _check_source, folder_size
+from llm.compress.folder import _check_out, _check_source, write_compressed_folder
 from llm.compress.openvino_env import OPENVINO_VERSION, ensure_openvino_venv, wanted_stamp
 from llm.errors import BadInputError
-from llm.manifest import base_manifest, earlier_manifest, file_sha256, now_utc, write_manifest
+from llm.manifest import now_utc
 from llm.models.loading import check_model_folder
 
 OPENVINO_METHODS = ("openvino-fp32", "openvino-int8", "openvino-int4")
@@ -185,40 +183,16 @@ def export_openvino(
             f"cannot build the OpenVINO export venv ({exc}); "
             "build it by hand to see why: python scripts/openvino_env.py"
         ) from exc
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-    if stage.exists():
-        shutil.rmtree(stage)
-    try:
-        clock = time.perf_counter()
+
+    def fill(stage: Path) -> dict[str, Any]:
         _run_export(python, source_dir.resolve(), stage, spec)
-        seconds = time.perf_counter() - clock
-        source_manifest = earlier_manifest(source_dir)
-        manifest = base_manifest(MANIFEST_KIND, started=started)
-        manifest.update(
-            {
-                "format": "openvino-ir",
-                "compression": {"name": spec.name, **spec.model_dump(mode="json")},
-                "source": {
-                    "path": str(source_dir.resolve()),
-                    "kind": source_manifest.get("kind") if source_manifest else None,
-                    "files": {
-                        p.name: file_sha256(p) for p in sorted(source_dir.iterdir()) if p.is_file()
-                    },
-                    "size": folder_size(source_dir),
-                },
-                "files": {p.name: file_sha256(p) for p in sorted(stage.iterdir()) if p.is_file()},
-                "size": _ir_size(stage),
-                "seconds": round(seconds, 2),
-                "libraries": {"openvino": OPENVINO_VERSION},
-                "export_environment": wanted_stamp()["requirements"],
-            }
-        )
-        write_manifest(stage, manifest)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        stage.rename(out_dir)
-    finally:
-        if stage.exists():
-            shutil.rmtree(stage)
+        return {
+            "format": "openvino-ir",
+            "compression": {"name": spec.name, **spec.model_dump(mode="json")},
+            "size": _ir_size(stage),
+            "libraries": {"openvino": OPENVINO_VERSION},
+            "export_environment": wanted_stamp()["requirements"],
+        }
+
+    manifest = write_compressed_folder(source_dir, out_dir, started, fill)
     return OpenVINOModel(out=out_dir, manifest=manifest)
