@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from serving.errors import BadRequestError
+
 # OpenAI chat message content: a string or a list of parts such as
 # {"type": "text", "text": ...} and {"type": "image_url", "image_url": {"url": "data:..."}}.
 ChatMessage = dict[str, Any]
@@ -175,3 +177,23 @@ class Backend(ABC):
         (an upstream) returns None and lets the engine decide.
         """
         return None
+
+
+def refuse_non_text_parts(messages: list[Any], backend: str) -> None:
+    """Refuse a content part that is not text, for a backend serving text-only models.
+
+    Raises:
+        BadRequestError: naming the part's type and position (``param``).
+    """
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for j, part in enumerate(content):
+            if not isinstance(part, dict) or part.get("type") != "text":
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                raise BadRequestError(
+                    f"the {backend} backend serves text-only models; content part of type "
+                    f"{kind!r} is not supported",
+                    param=f"messages[{i}].content[{j}]",
+                )

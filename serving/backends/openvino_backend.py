@@ -39,6 +39,7 @@ from serving.backends.base import (
     GenerationRequest,
     ServedModel,
     Usage,
+    refuse_non_text_parts,
 )
 from serving.errors import BackendUnavailableError, BadRequestError
 
@@ -69,20 +70,12 @@ def text_messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
     Raises:
         BadRequestError: a content part that is not text (``param`` names it).
     """
+    refuse_non_text_parts(messages, "openvino")
     plain: list[dict[str, str]] = []
-    for i, message in enumerate(messages):
+    for message in messages:
         content = message.get("content")
         if isinstance(content, list):
-            texts = []
-            for j, part in enumerate(content):
-                if not isinstance(part, dict) or part.get("type") != "text":
-                    raise BadRequestError(
-                        "the openvino backend serves a text-only model; only text content "
-                        "parts are accepted",
-                        param=f"messages[{i}].content[{j}]",
-                    )
-                texts.append(str(part.get("text", "")))
-            content = "".join(texts)
+            content = "".join(str(part.get("text", "")) for part in content)
         plain.append({"role": str(message.get("role")), "content": content or ""})
     return plain
 

@@ -39,6 +39,7 @@ from serving.backends.base import (
     GenerationRequest,
     ServedModel,
     Usage,
+    refuse_non_text_parts,
 )
 from serving.errors import BackendUnavailableError, BadRequestError, ServingError
 
@@ -69,18 +70,8 @@ def text_only_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
     Raises:
         BadRequestError: an image or other non-text content part (``param`` names it).
     """
-    plain: list[dict[str, Any]] = []
-    for i, message in enumerate(messages):
-        content = message.get("content")
-        if isinstance(content, list):
-            for j, part in enumerate(content):
-                if not isinstance(part, dict) or part.get("type") != "text":
-                    raise BadRequestError(
-                        "the triton backend serves a text-only model; only text content "
-                        "parts are accepted",
-                        param=f"messages[{i}].content[{j}]",
-                    )
-        plain.append({"role": message.get("role"), "content": content})
+    refuse_non_text_parts(messages, "triton")
+    plain = [{"role": m.get("role"), "content": m.get("content")} for m in messages]
     return plain
 
 

@@ -48,6 +48,7 @@ from serving.backends.base import (
     GenerationRequest,
     ServedModel,
     Usage,
+    refuse_non_text_parts,
 )
 from serving.errors import BackendUnavailableError, BadRequestError
 
@@ -188,20 +189,8 @@ def chat_text_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     Raises:
         BadRequestError: a part is not text (this backend serves text-only models).
     """
-    rendered = []
-    for position, message in enumerate(messages):
-        content = message.get("content")
-        if isinstance(content, list):
-            for part_index, part in enumerate(content):
-                if not isinstance(part, dict) or part.get("type") != "text":
-                    kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                    raise BadRequestError(
-                        f"the vllm backend serves text-only models; content part of type "
-                        f"{kind!r} is not supported",
-                        param=f"messages[{position}].content[{part_index}]",
-                    )
-        rendered.append({**message, "content": content if content is not None else ""})
-    return rendered
+    refuse_non_text_parts(messages, "vllm")
+    return [{**m, "content": "" if m.get("content") is None else m["content"]} for m in messages]
 
 
 def _platform_is_cpu() -> bool:
