@@ -31,7 +31,7 @@ from eval.metrics.functional import normalize_answer
 from eval.metrics.labels import canonical_label
 from eval.metrics.text import rouge_l_f1
 from eval.report.model import SubgroupReport
-from eval.runners.base import GenerationParams, Runner
+from eval.runners.base import GenerationParams, Runner, ShardedRunner
 from eval.subgroups.analysis import Progress, analyze_subgroups, make_config
 from eval.tasks import load_task
 from eval.tasks.dataset import Example, allowed_answers, read_examples, split_file
@@ -323,7 +323,7 @@ def _task_summary(plan: TaskPlan, report: SubgroupReport | None) -> dict[str, An
 
 def run_task(
     plan: TaskPlan,
-    runner: Runner,
+    runner: Runner | ShardedRunner,
     suite: Suite,
     out: Path,
     *,
@@ -335,7 +335,9 @@ def run_task(
 
     With ``prediction_text`` false, ``predictions.jsonl`` holds no model output
     or reference text (:func:`without_text`); the report is computed from the
-    full rows in memory either way.
+    full rows in memory either way. A :class:`~eval.runners.base.ShardedRunner`
+    (the local runner on Ray) computes the rows itself, shard by shard, with
+    :func:`iter_predictions` on its actors: the same rows in the same order.
 
     Returns:
         The task's summary entry and the read counts of its split.
@@ -357,8 +359,12 @@ def run_task(
     )
     started = time.perf_counter()
     truncated_before = runner.truncated_prompts
-    chunk = int(getattr(runner, "chunk_size", 8))
-    produced = iter_predictions(plan, examples, runner, seed=suite.seed, chunk_size=chunk)
+    produced: Iterator[dict[str, Any]]
+    if isinstance(runner, ShardedRunner):
+        produced = runner.predict(plan, examples, seed=suite.seed)
+    else:
+        chunk = int(getattr(runner, "chunk_size", 8))
+        produced = iter_predictions(plan, examples, runner, seed=suite.seed, chunk_size=chunk)
     if progress is not None:
         produced = iter(progress(produced, len(examples), f"{spec.task}: running the model"))
     rows = list(produced)
@@ -424,7 +430,7 @@ def run_suite(
     suite: Suite,
     suite_path: Path,
     plans: list[TaskPlan],
-    runner: Runner,
+    runner: Runner | ShardedRunner,
     out: Path,
     *,
     overrides: list[str] | tuple[str, ...] = (),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eval.runners.base import GenerationParams, Prompt, Runner, RunnerOptions
+from eval.runners.base import GenerationParams, Prompt, Runner, RunnerOptions, ShardedRunner
 from llm.registry import Registry
 
 RUNNERS: Registry[Any] = Registry(
@@ -46,22 +46,31 @@ def make_runner(
     batch_size: int = DEFAULTS.batch_size,
     concurrency: int = DEFAULTS.concurrency,
     seed: int = 0,
-) -> Runner:
+    ray_address: str | None = DEFAULTS.ray_address,
+    workers: int = DEFAULTS.workers,
+    gpus_per_worker: float = DEFAULTS.gpus_per_worker,
+) -> Runner | ShardedRunner:
     """The runner for a model folder (``local`` or ``vllm``) or an endpoint (``openai``).
 
     Arguments are :class:`~eval.runners.base.RunnerOptions`' fields, plus the
-    ``seed`` of sampled decoding (vllm).
+    ``seed`` of sampled decoding (vllm). With ``ray_address`` the local runner runs on
+    Ray Data actors (:class:`~eval.runners.local_on_ray.LocalRunnerOnRay`).
 
     Raises:
         BadInputError: neither or both of ``model``/``endpoint``, a runner that
-            does not fit the target, an unknown runner name, or the runner's own
-            errors (missing model folder, missing vLLM, unreachable endpoint).
+            does not fit the target, an unknown runner name, ``ray_address`` with
+            another runner than ``local``, or the runner's own errors (missing model
+            folder, missing vLLM, unreachable endpoint, Ray not installed).
     """
     from llm.errors import BadInputError
 
     if (model is None) == (endpoint is None):
         raise BadInputError("give exactly one of --model PATH or --endpoint URL")
     kind = runner_kind(runner=runner, endpoint=endpoint)
+    if ray_address is not None and kind != "local":
+        raise BadInputError(
+            f"--ray-address runs the local runner on Ray actors; --runner {kind} cannot use it"
+        )
     if endpoint is not None:
         if kind != "openai":
             raise BadInputError(f"--runner {kind} runs a model folder; use --model PATH")
@@ -72,6 +81,16 @@ def make_runner(
         raise BadInputError("--runner openai needs --endpoint URL")
     if kind == "vllm":
         return RUNNERS.get("vllm")(model, seed=seed)
+    if ray_address is not None and model is not None:  # model: checked above
+        from eval.runners.local_on_ray import LocalRunnerOnRay
+
+        return LocalRunnerOnRay(
+            model,
+            batch_size=batch_size,
+            address=ray_address,
+            workers=workers,
+            gpus_per_worker=gpus_per_worker,
+        )
     return RUNNERS.get("local")(model, batch_size=batch_size)
 
 
@@ -81,6 +100,7 @@ __all__ = [
     "Prompt",
     "Runner",
     "RunnerOptions",
+    "ShardedRunner",
     "make_runner",
     "runner_kind",
 ]

@@ -10,7 +10,7 @@ answer after the prompt. Runners never log prompt or completion text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -73,6 +73,32 @@ class Runner(Protocol):
         ...
 
 
+@runtime_checkable
+class ShardedRunner(Protocol):
+    """A runner whose prediction step runs elsewhere, shard by shard (the local runner on Ray).
+
+    It is handed a task's examples whole and yields their prediction rows (those of
+    :func:`eval.run.iter_predictions`) in input order.
+    """
+
+    kind: str
+    supports_images: bool
+    supports_loglikelihood: bool
+    truncated_prompts: int
+
+    def predict(self, plan: Any, examples: Sequence[Any], *, seed: int) -> Iterator[dict[str, Any]]:
+        """Prediction rows of ``examples`` for the task ``plan``, in order."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What was evaluated and where, for the run manifest (no secrets)."""
+        ...
+
+    def close(self) -> None:
+        """Release the model, connections or cluster."""
+        ...
+
+
 class RunnerOptions(BaseModel):
     """How ``eval run`` picks and builds a runner; the descriptions are the CLI help."""
 
@@ -102,3 +128,16 @@ class RunnerOptions(BaseModel):
     )
     batch_size: int = Field(8, ge=1, description="Prompts generated together (local runner).")
     concurrency: int = Field(8, ge=1, description="Requests in flight at most (endpoint runner).")
+    ray_address: str | None = Field(
+        None,
+        description="Run the local runner on Ray Data: 'local' (a Ray on this machine with "
+        "--workers CPUs, for this run), 'auto' (the cluster this machine joined) or "
+        "'ray://HOST:PORT'. Each actor loads the model; outputs are those of one process. "
+        "Needs the ray extra.",
+    )
+    workers: int = Field(
+        1, ge=1, description="Ray actors, each holding a copy of the model (with --ray-address)."
+    )
+    gpus_per_worker: float = Field(
+        0.0, ge=0, description="GPUs Ray reserves for each actor (with --ray-address; 0: CPU)."
+    )

@@ -83,6 +83,13 @@ def run(
     batch_size: int = typer.Option(
         _default("batch_size"), "--batch-size", min=1, help=_help("batch_size")
     ),
+    ray_address: str | None = typer.Option(
+        _default("ray_address"), "--ray-address", help=_help("ray_address")
+    ),
+    workers: int = typer.Option(_default("workers"), "--workers", min=1, help=_help("workers")),
+    gpus_per_worker: float = typer.Option(
+        _default("gpus_per_worker"), "--gpus-per-worker", min=0, help=_help("gpus_per_worker")
+    ),
     overrides: list[str] = typer.Option(
         [],
         "--set",
@@ -108,7 +115,9 @@ def run(
     Writes <out>/<task>/predictions.jsonl, report.json, report.md (per task),
     summary.json and manifest.json, and prints a table. When --model is an export
     folder, its model card's evaluation section (README.md) is rewritten from this
-    run, failed gates included. Exit 0 when every gate
+    run, failed gates included. With --ray-address the local runner runs on
+    --workers Ray Data actors, each loading the model; the predictions and
+    reports are those of one process. Exit 0 when every gate
     passes (or none are set), 1 when a gate fails (after writing everything),
     2 on bad input (suite, task or gates file, dataset, model, endpoint).
     """
@@ -137,6 +146,9 @@ def run(
         batch_size=batch_size,
         concurrency=concurrency,
         seed=loaded.seed,
+        ray_address=ray_address,
+        workers=workers,
+        gpus_per_worker=gpus_per_worker,
     )
     model_manifest = Path(model) / "manifest.json" if model is not None else None
     try:

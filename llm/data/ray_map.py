@@ -11,7 +11,9 @@ as a single-process run.
 
 No exception ever leaves an actor: Ray logs a failed task with its arguments, which here
 are patients' records. A line that fails comes back as a pickled exception in the result
-column and is raised again by the driver, as the single-process path would raise it.
+column and is raised again by the driver, as the single-process path would raise it. A
+worker that cannot be built (a model that does not load) fails every line it is given
+the same way, instead of killing the actor.
 
 Actors read and write files under the same paths as the driver (assets beside IN, outputs
 beside OUT), so on a cluster those folders must be on storage every node mounts at the
@@ -50,7 +52,12 @@ class RecordActor:
     """
 
     def __init__(self, make_worker: Callable[[Any], LineWorker], config: Any) -> None:
-        self.worker = make_worker(config)
+        self.worker: LineWorker | None = None
+        self.failed: bytes | None = None
+        try:
+            self.worker = make_worker(config)
+        except Exception as exc:  # an actor that died here would take Ray's traceback along
+            self.failed = _pickled_error(exc)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Apply the worker to each line of ``batch["line"]``.
@@ -59,6 +66,12 @@ class RecordActor:
             ``ok`` (False where the line failed) and ``result``: the pickled result, or
             the pickled exception.
         """
+        if self.worker is None:  # its worker could not be built: every line fails with that
+            failed = [self.failed] * len(batch["line"])
+            return {
+                "ok": np.zeros(len(failed), dtype=bool),
+                "result": np.array(failed, dtype=object),
+            }
         ok, results = [], []
         for line in batch["line"]:
             try:
@@ -96,6 +109,8 @@ def map_lines_on_ray(
     *,
     workers: int,
     address: str,
+    batch_records: int = BATCH_RECORDS,
+    gpus_per_worker: float = 0,
 ) -> Iterator[Any]:
     """Apply a per-line worker to validated record lines on Ray; yield results in order.
 
@@ -105,6 +120,9 @@ def map_lines_on_ray(
         config: the run's settings, sent to every actor.
         workers: actors in the pool (one CPU each); also the CPUs of a ``local`` Ray.
         address: ``local``, ``auto``, ``ray://HOST:PORT`` (:mod:`llm.ray_cluster`).
+        batch_records: lines handed to an actor at a time (also the lines of a block).
+        gpus_per_worker: GPUs Ray reserves for each actor (0: it sees none, as Ray hides
+            the GPUs from an actor that asked for none).
 
     Raises:
         BadInputError: a bad address, or Ray not installed.
@@ -116,16 +134,17 @@ def map_lines_on_ray(
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # output order is input order
         context.enable_progress_bars = False  # the CLI draws its own
-        blocks = min(MAX_BLOCKS, max(1, math.ceil(len(lines) / BATCH_RECORDS)))
+        blocks = min(MAX_BLOCKS, max(1, math.ceil(len(lines) / batch_records)))
         dataset = ray.data.from_items(
             [{"line": line} for line in lines], override_num_blocks=blocks
         ).map_batches(
             RecordActor,
             fn_constructor_kwargs={"make_worker": make_worker, "config": config},
-            batch_size=BATCH_RECORDS,
+            batch_size=batch_records,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=1,
+            **({"num_gpus": gpus_per_worker} if gpus_per_worker else {}),
         )
         for row in dataset.iter_rows():
             payload = pickle.loads(row["result"])
