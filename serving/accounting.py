@@ -91,5 +91,6 @@ class RequestLedger:
             completion_tokens=record.completion_tokens,
             ttft_s=(record.ttft_ms / 1000) if record.ttft_ms is not None else None,
             decode_s=decode_s,
+            latency_s=record.latency_ms / 1000,
             generating=trace.generating,
         )

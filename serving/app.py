@@ -59,7 +59,9 @@ def create_app(backend: Backend, config: ServeConfig, keys: KeyRing | None = Non
         keys = load_keyring(config)
     else:
         check_exposure(config, keys)
-    metrics = GatewayMetrics(config.served_names())
+    metrics = GatewayMetrics(
+        config.served_names(), adapters=config.adapters, base_model=config.model_name
+    )
     audit = AuditLog(config.audit_log, load_audit_key(config.audit_key_file))
     gateway = Gateway(backend, config, keys, audit, metrics)
 

@@ -1,13 +1,20 @@
 """Prometheus metrics of the gateway, in a registry of its own per app.
 
-Label values are served model names, endpoints and status codes only: a model
-name a client sent that is not served is recorded as ``"unknown"``, because
-client-supplied strings may carry anything.
+Every per-request series carries ``model`` and ``adapter``: a request for an adapter
+(``--adapter NAME=PATH``, served as its own model name) counts under the base model's
+name with ``adapter="NAME"``; a request for the base model (or another name the
+backend serves) under its name with ``adapter="none"``.
+
+Label values are served model and adapter names, endpoints and status codes only,
+all from the configuration or the backend: a model name a client sent that is not
+served is recorded as ``model="unknown", adapter="unknown"``, because client-supplied
+strings may carry anything (and would grow the series without bound).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,11 +26,23 @@ from prometheus_client import (
 )
 
 UNKNOWN_MODEL = "unknown"
+UNKNOWN_ADAPTER = "unknown"
+NO_ADAPTER = "none"
 
 # statuses whose request was stopped by the gateway mid-generation
 CANCEL_REASONS = {499: "client_gone", 504: "timeout"}
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# whole requests: refusals in milliseconds up to long generations on a CPU
+LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+MODEL_LABELS = ["model", "adapter"]
+
+
+class ModelLabels(NamedTuple):
+    """The ``model`` and ``adapter`` label values of one request."""
+
+    model: str
+    adapter: str
 
 
 class GatewayMetrics:
@@ -31,17 +50,35 @@ class GatewayMetrics:
 
     Args:
         served_models: names that may appear as the ``model`` label.
+        adapters: the configured adapter names (the ``adapter`` label values).
+        base_model: the model the adapters run on (their ``model`` label value).
     """
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, served_models: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        served_models: Iterable[str] = (),
+        *,
+        adapters: Iterable[str] = (),
+        base_model: str | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._served = set(served_models)
+        self._adapters = set(adapters)
+        self._base_model = base_model or UNKNOWN_MODEL
         self.requests = Counter(
             "clinical_llm_requests_total",
-            "Requests answered, by served model, HTTP status and endpoint.",
-            ["model", "status", "endpoint"],
+            "Requests answered, by served model, adapter, HTTP status and endpoint.",
+            [*MODEL_LABELS, "status", "endpoint"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "clinical_llm_request_duration_seconds",
+            "Time from request arrival to its last byte (refusals and errors included), "
+            "by model, adapter and endpoint.",
+            [*MODEL_LABELS, "endpoint"],
+            buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.queue_depth = Gauge(
@@ -58,33 +95,33 @@ class GatewayMetrics:
             "clinical_llm_generations_cancelled_total",
             "Generations stopped before their end, by reason: client_gone (the client "
             "disconnected, status 499) or timeout (request_timeout_s passed, 504).",
-            ["model", "reason"],
+            [*MODEL_LABELS, "reason"],
             registry=self.registry,
         )
         self.ttft = Histogram(
             "clinical_llm_time_to_first_token_seconds",
             "Time from request arrival to the first generated text.",
-            ["model"],
+            MODEL_LABELS,
             buckets=TTFT_BUCKETS,
             registry=self.registry,
         )
         self.tpot = Histogram(
             "clinical_llm_time_per_output_token_seconds",
             "Decode time per output token after the first.",
-            ["model"],
+            MODEL_LABELS,
             buckets=TPOT_BUCKETS,
             registry=self.registry,
         )
         self.tokens_in = Counter(
             "clinical_llm_tokens_in_total",
             "Prompt tokens processed.",
-            ["model"],
+            MODEL_LABELS,
             registry=self.registry,
         )
         self.tokens_out = Counter(
             "clinical_llm_tokens_out_total",
             "Completion tokens generated.",
-            ["model"],
+            MODEL_LABELS,
             registry=self.registry,
         )
 
@@ -93,8 +130,21 @@ class GatewayMetrics:
         self._served.update(names)
 
     def model_label(self, model: str | None) -> str:
-        """``model`` when it is served, else ``"unknown"``."""
-        return model if model in self._served else UNKNOWN_MODEL
+        """``model`` when it is served (the base model or an adapter), else ``"unknown"``."""
+        return model if model in self._served or model in self._adapters else UNKNOWN_MODEL
+
+    def labels_for(self, model: str | None) -> ModelLabels:
+        """The label values of a request for ``model`` (a client-sent name).
+
+        Returns:
+            ``(base model, adapter)`` for an adapter, ``(model, "none")`` for another
+            served name, ``("unknown", "unknown")`` for anything else.
+        """
+        if model in self._adapters:
+            return ModelLabels(self._base_model, model)
+        if model in self._served:
+            return ModelLabels(model, NO_ADAPTER)
+        return ModelLabels(UNKNOWN_MODEL, UNKNOWN_ADAPTER)
 
     def queue_changed(self, in_flight: int, waiting: int) -> None:
         """Update the queue gauges (the admission queue's callback)."""
@@ -111,6 +161,7 @@ class GatewayMetrics:
         completion_tokens: int | None = None,
         ttft_s: float | None = None,
         decode_s: float | None = None,
+        latency_s: float | None = None,
         generating: bool = False,
     ) -> None:
         """Record one finished request.
@@ -123,21 +174,24 @@ class GatewayMetrics:
             completion_tokens: tokens generated, when known.
             ttft_s: seconds to the first text, when any was produced.
             decode_s: seconds from the first to the last text.
+            latency_s: seconds from arrival to the end of the request.
             generating: the request held a generation slot when it ended (a 499 or
                 504 then stopped a generation).
         """
-        label = self.model_label(model)
-        self.requests.labels(model=label, status=str(status), endpoint=endpoint).inc()
+        labels = self.labels_for(model)._asdict()
+        self.requests.labels(**labels, status=str(status), endpoint=endpoint).inc()
+        if latency_s is not None:
+            self.latency.labels(**labels, endpoint=endpoint).observe(latency_s)
         if generating and status in CANCEL_REASONS:
-            self.cancelled.labels(model=label, reason=CANCEL_REASONS[status]).inc()
+            self.cancelled.labels(**labels, reason=CANCEL_REASONS[status]).inc()
         if prompt_tokens:
-            self.tokens_in.labels(model=label).inc(prompt_tokens)
+            self.tokens_in.labels(**labels).inc(prompt_tokens)
         if completion_tokens:
-            self.tokens_out.labels(model=label).inc(completion_tokens)
+            self.tokens_out.labels(**labels).inc(completion_tokens)
         if ttft_s is not None:
-            self.ttft.labels(model=label).observe(ttft_s)
+            self.ttft.labels(**labels).observe(ttft_s)
         if decode_s is not None and completion_tokens and completion_tokens > 1:
-            self.tpot.labels(model=label).observe(decode_s / (completion_tokens - 1))
+            self.tpot.labels(**labels).observe(decode_s / (completion_tokens - 1))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -35,16 +35,17 @@ def compose() -> dict[str, Any]:
 
 def exported_metrics() -> dict[str, set[str]]:
     """Every sample name the gateway exports, with its label names (``le`` for buckets)."""
-    metrics = GatewayMetrics(served_models=["m"])
+    metrics = GatewayMetrics(served_models=["m", "a"], adapters=["a"], base_model="m")
     # one request of each kind, so labelled series and histogram buckets exist
     metrics.observe_request(
-        model="m",
+        model="a",
         endpoint="/v1/chat/completions",
         status=200,
         prompt_tokens=3,
         completion_tokens=4,
         ttft_s=0.1,
         decode_s=0.3,
+        latency_s=0.5,
     )
     metrics.observe_request(model="m", endpoint="/v1/completions", status=499, generating=True)
     names: dict[str, set[str]] = {}
@@ -147,7 +148,7 @@ def test_dashboard_queries_only_exported_metrics_and_labels() -> None:
     assert {expr: found for expr, found in problems.items() if found} == {}
 
 
-def test_dashboard_covers_requests_latency_tokens_429_and_5xx() -> None:
+def test_dashboard_covers_requests_latency_tokens_429_and_5xx_by_model_and_adapter() -> None:
     exprs = "\n".join(_dashboard_exprs())
     for needed in (
         "clinical_llm_requests_total",
@@ -157,14 +158,16 @@ def test_dashboard_covers_requests_latency_tokens_429_and_5xx() -> None:
         "clinical_llm_time_per_output_token_seconds_bucket",
         "clinical_llm_tokens_in_total",
         "clinical_llm_tokens_out_total",
-        "by (model",
+        "clinical_llm_request_duration_seconds_bucket",
+        "by (model, adapter",
+        'adapter=~"$adapter"',
     ):
         assert needed in exprs, needed
 
 
 def test_the_metric_check_catches_a_wrong_name_or_label() -> None:
     exported = exported_metrics()
-    wrong_label = 'sum by (adapter) (rate(clinical_llm_requests_total{model="x"}[5m]))'
-    assert unknown_metrics_and_labels(wrong_label, exported) == ["label adapter"]
+    wrong_label = 'sum by (tenant) (rate(clinical_llm_requests_total{model="x"}[5m]))'
+    assert unknown_metrics_and_labels(wrong_label, exported) == ["label tenant"]
     wrong_name = "rate(clinical_llm_request_total[5m])"
     assert unknown_metrics_and_labels(wrong_name, exported) == ["metric clinical_llm_request_total"]

@@ -433,19 +433,29 @@ def test_metrics_exposition(live_gateway: LiveGateway, fake_backend: FakeBackend
     c = client(url)
     c.completions.create(model="tiny", prompt="a b", max_tokens=3)
     list(c.completions.create(model="tiny", prompt="a", max_tokens=2, stream=True))
+    c.completions.create(model="tiny-notes", prompt="a", max_tokens=1)
     with pytest.raises(openai.NotFoundError):
         c.completions.create(model="someone's name", prompt="a", max_tokens=1)
     text = httpx.get(url + "/metrics").text
-    assert (
-        'clinical_llm_requests_total{endpoint="/v1/completions",model="tiny",status="200"} 2.0'
-        in text
-    )
-    assert 'model="unknown",status="404"' in text
+    # labels in alphabetical order: adapter, endpoint, model, status
+    base, notes = 'adapter="none",model="tiny"', 'adapter="tiny-notes",model="tiny"'
+    at = 'endpoint="/v1/completions"'
+    base_at = f'adapter="none",{at},model="tiny"'
+    notes_at = f'adapter="tiny-notes",{at},model="tiny"'
+    unknown_at = f'adapter="unknown",{at},model="unknown"'
+    assert f'clinical_llm_requests_total{{{base_at},status="200"}} 2.0' in text
+    assert f'clinical_llm_requests_total{{{notes_at},status="200"}} 1.0' in text
+    assert f'clinical_llm_requests_total{{{unknown_at},status="404"}} 1.0' in text
     assert "someone" not in text
-    assert 'clinical_llm_tokens_out_total{model="tiny"} 5.0' in text
-    assert 'clinical_llm_tokens_in_total{model="tiny"} 3.0' in text
-    assert 'clinical_llm_time_to_first_token_seconds_count{model="tiny"} 2.0' in text
-    assert 'clinical_llm_time_per_output_token_seconds_count{model="tiny"} 2.0' in text
+    assert f"clinical_llm_tokens_out_total{{{base}}} 5.0" in text
+    assert f"clinical_llm_tokens_in_total{{{base}}} 3.0" in text
+    assert f"clinical_llm_tokens_out_total{{{notes}}} 1.0" in text
+    assert f"clinical_llm_time_to_first_token_seconds_count{{{base}}} 2.0" in text
+    assert f"clinical_llm_time_per_output_token_seconds_count{{{base}}} 2.0" in text
+    # every request ends in the latency histogram, refusals too
+    assert f"clinical_llm_request_duration_seconds_count{{{base_at}}} 2.0" in text
+    assert f"clinical_llm_request_duration_seconds_count{{{notes_at}}} 1.0" in text
+    assert f"clinical_llm_request_duration_seconds_count{{{unknown_at}}} 1.0" in text
     assert "clinical_llm_queue_depth 0.0" in text
     assert "clinical_llm_in_flight 0.0" in text
 
