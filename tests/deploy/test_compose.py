@@ -18,6 +18,7 @@ import yaml
 
 from serving.config import load_serve_config
 from serving.metrics import GatewayMetrics
+from tests.deploy.test_docker import EXACT_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = ROOT / "deploy" / "compose"
@@ -80,7 +81,8 @@ def test_images_pinned(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         image = service["image"]
         tag = image.rsplit(":", 1)[-1]
-        assert ":" in image and re.search(r"\d", tag) and "latest" not in tag, (name, image)
+        # a full MAJOR.MINOR.PATCH version (the gateway: this project's own)
+        assert ":" in image and EXACT_VERSION.search(tag) and "latest" not in tag, (name, image)
 
 
 def test_gateway_build_points_at_a_real_dockerfile_and_target(compose: dict[str, Any]) -> None:

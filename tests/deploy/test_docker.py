@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# an image tag's exact version: 3.11.11 in `3.11.11-slim-bookworm`, v0.11.0; not `3.11-slim`
+EXACT_VERSION = re.compile(r"(?<![\d.])v?\d+\.\d+\.\d+(?![\d.])")
 HADOLINT_CONFIG = ROOT / "deploy" / "docker" / "hadolint.yaml"
 SKIP_DIRS = {".git", ".venv", "build", "node_modules", ".mypy_cache", ".ruff_cache"}
 
@@ -91,7 +93,8 @@ def test_image_rules(path: Path) -> None:
         for keyword, value in rows
         if keyword == "ARG" and "=" in value
     )
-    # every base pinned: an exact version tag with digits or a digest, never `latest`
+    # every base pinned: a digest, or a tag with a full MAJOR.MINOR.PATCH version (`3.11-slim`
+    # or `latest` would float to whatever is pushed next); digests cannot be resolved offline
     for keyword, value in rows:
         if keyword != "FROM":
             continue
@@ -100,7 +103,7 @@ def test_image_rules(path: Path) -> None:
         if "@sha256:" in image or image in {name for _, name in _stages(rows)}:
             continue
         tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
-        assert re.search(r"\d", tag) and "latest" not in tag, f"{path.name}: unpinned {image}"
+        assert EXACT_VERSION.search(tag) and "latest" not in tag, f"{path.name}: unpinned {image}"
     users = [value for keyword, value in rows if keyword == "USER"]
     assert users, f"{path.name}: no USER (runs as root)"
     assert users[-1].split(":")[0] not in {"root", "0"}, f"{path.name}: last USER is root"
