@@ -36,9 +36,9 @@ from llm.compress.openvino_env import OPENVINO_VERSION, ensure_openvino_venv, wa
 from llm.errors import BadInputError
 from llm.manifest import now_utc
 from llm.models.loading import check_model_folder
+from llm.models.openvino_ir import IR_FILES
 
 OPENVINO_METHODS = ("openvino-fp32", "openvino-int8", "openvino-int4")
-IR_FILES = ("openvino_model.xml", "openvino_model.bin")
 TOKENIZER_FILES = (
     "openvino_tokenizer.xml",
     "openvino_tokenizer.bin",

@@ -15,6 +15,8 @@ The layer under the four stages (:mod:`llm.train`, :mod:`llm.export`,
 * :mod:`~llm.models.chat_tokenize`: one chat to token ids and labels (training
   and the local and vLLM eval runners).
 * :mod:`~llm.models.answer_scoring`: log-likelihoods of allowed answers.
+* :mod:`~llm.models.openvino_ir`: an OpenVINO IR folder run with the OpenVINO runtime
+  (logits, the same answer scores, greedy tokens).
 * :mod:`~llm.models.safe_loading`: weights-only loading of DeepSpeed checkpoints.
 * :mod:`~llm.models.manifest`: a model folder's manifest.
 """

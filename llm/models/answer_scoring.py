@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from llm.errors import BadInputError
-from llm.models.chat_tokenize import IGNORE_INDEX, tokenize_chat
+from llm.models.chat_tokenize import IGNORE_INDEX, TokenizedChat, tokenize_chat
 
 
 def _device(model: Any) -> torch.device:
@@ -51,16 +51,7 @@ def answer_log_likelihoods(
         BadInputError: a choice that cannot fit in ``max_length``, or answers
             that share no prompt tokens.
     """
-    rows = []
-    for choice in choices:
-        chat = [*prompt, {"role": "assistant", "content": choice}]
-        tokenized = tokenize_chat(chat, tokenizer, max_length=max_length)
-        if not tokenized["input_ids"]:
-            raise BadInputError(
-                f"answer {choice!r} does not fit in max_length {max_length}: {tokenized['status']}"
-            )
-        rows.append(tokenized)
-    shared = _shared_prompt_length(rows)
+    rows, shared = tokenize_choices(tokenizer, prompt, choices, max_length)
     device = _device(model)
     with torch.no_grad():
         head = torch.tensor([rows[0]["input_ids"][:shared]], device=device)
@@ -89,6 +80,34 @@ def answer_log_likelihoods(
     keep = target != IGNORE_INDEX
     picked = logprobs.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     return (scores + (picked * keep).sum(dim=-1)).tolist()
+
+
+def tokenize_choices(
+    tokenizer: Any, prompt: list[dict[str, Any]], choices: Sequence[str], max_length: int
+) -> tuple[list[TokenizedChat], int]:
+    """Each choice as the assistant's answer to ``prompt``, tokenized as in training.
+
+    Shared by every scorer of answers (torch here, OpenVINO in
+    :mod:`llm.models.openvino_ir`), so all score the same tokens.
+
+    Returns:
+        The tokenized rows (ids and labels, in the order of ``choices``) and how many
+        leading prompt tokens every row shares.
+
+    Raises:
+        BadInputError: a choice that cannot fit in ``max_length``, or answers that share
+            no prompt tokens.
+    """
+    rows: list[TokenizedChat] = []
+    for choice in choices:
+        chat = [*prompt, {"role": "assistant", "content": choice}]
+        tokenized = tokenize_chat(chat, tokenizer, max_length=max_length)
+        if not tokenized["input_ids"]:
+            raise BadInputError(
+                f"answer {choice!r} does not fit in max_length {max_length}: {tokenized['status']}"
+            )
+        rows.append(tokenized)
+    return rows, _shared_prompt_length(rows)
 
 
 def _shared_prompt_length(rows: Sequence[Mapping[str, Any]]) -> int:

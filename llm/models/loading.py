@@ -217,12 +217,7 @@ def load_causal_lm(
             # the unquantised layers' dtype is the 4-bit layers' compute dtype too
             compute_dtype=dtype if isinstance(dtype, torch.dtype) else None,
         )
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            folder, local_files_only=True, trust_remote_code=False
-        )
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"{folder}: cannot load the tokenizer: {exc}") from exc
+    tokenizer = load_tokenizer(folder)
     try:
         loaded: Any = AutoModelForCausalLM.from_pretrained(
             folder, output_loading_info=True, **kwargs
@@ -242,9 +237,25 @@ def load_causal_lm(
             f"{folder}: the weights do not match config.json: {len(missing)} tensor(s) "
             f"missing ({shown})"
         )
+    return model, tokenizer
+
+
+def load_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
+    """The tokenizer of a local model folder, with a pad token (its eos when it has none).
+
+    Raises:
+        BadInputError: the folder holds no loadable tokenizer.
+    """
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            folder, local_files_only=True, trust_remote_code=False
+        )
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"{folder}: cannot load the tokenizer: {exc}") from exc
+    # batching needs a pad token
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return tokenizer
 
 
 def load_vision_language_model(path: Path, *, dtype: torch.dtype) -> tuple[Any, Any]:
