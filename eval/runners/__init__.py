@@ -1,4 +1,4 @@
-"""Model runners: the same evaluation on a local model, vLLM, or an HTTP endpoint.
+"""Model runners: the same evaluation on a local model, an OpenVINO IR, vLLM, or an endpoint.
 
 :data:`RUNNERS` is the project's small registry (lazy ``"module:Name"``
 entries, "did you mean" for unknown names), so naming a runner never imports
@@ -17,6 +17,7 @@ RUNNERS: Registry[Any] = Registry(
     {
         "local": "eval.runners.local:LocalRunner",
         "vllm": "eval.runners.vllm:VLLMRunner",
+        "openvino": "eval.runners.openvino:OpenVINORunner",
         "openai": "eval.runners.openai_http:OpenAIHTTPRunner",
     },
 )
@@ -50,7 +51,8 @@ def make_runner(
     workers: int = DEFAULTS.workers,
     gpus_per_worker: float = DEFAULTS.gpus_per_worker,
 ) -> Runner | ShardedRunner:
-    """The runner for a model folder (``local`` or ``vllm``) or an endpoint (``openai``).
+    """The runner for a model folder (``local``, ``vllm`` or, for an OpenVINO IR folder,
+    ``openvino``) or an endpoint (``openai``).
 
     Arguments are :class:`~eval.runners.base.RunnerOptions`' fields, plus the
     ``seed`` of sampled decoding (vllm). With ``ray_address`` the local runner runs on
@@ -81,6 +83,8 @@ def make_runner(
         raise BadInputError("--runner openai needs --endpoint URL")
     if kind == "vllm":
         return RUNNERS.get("vllm")(model, seed=seed)
+    if kind == "openvino":
+        return RUNNERS.get("openvino")(model)
     if ray_address is not None and model is not None:  # model: checked above
         from eval.runners.local_on_ray import LocalRunnerOnRay
 

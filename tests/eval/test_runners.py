@@ -181,7 +181,12 @@ def test_bad_runner_choices_are_input_errors() -> None:
         make_runner(model="x", runner="locl")
     with pytest.raises(BadInputError, match="expected an http"):
         make_runner(endpoint="localhost:8000")
-    assert set(RUNNERS.names()) == {"local", "openai", "vllm"}
+    assert set(RUNNERS.names()) == {"local", "openai", "openvino", "vllm"}
+
+
+def test_openvino_runner_on_a_folder_without_ir_names_the_export(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match=r"no openvino_model\.xml.*--method openvino-int8"):
+        make_runner(model=str(tmp_path), runner="openvino")
 
 
 def test_the_runner_defaults_by_target_and_is_checked_by_name() -> None:
