@@ -10,7 +10,7 @@ from pathlib import Path
 from jinja2 import Environment
 
 from eval.compression.plots import changes_figure, frontier_figure
-from eval.compression.report import CompressionReport
+from eval.compression.report import CompressionReport, runtime_name
 
 REPORT_HTML = "report.html"
 
@@ -24,11 +24,14 @@ td:first-child,th:first-child{text-align:left}.fail{color:#D55E00;font-weight:bo
 <p>Changes are variant minus the uncompressed model, in points of accuracy, with paired
 bootstrap {{ level }} intervals. Groups under {{ min_group }} examples are small and not gated.
 Gate: no subgroup may lose more than {{ margin }} points (judged on <code>{{ judge }}</code>).
-Speed: batch 1, greedy, all models timed side by side in one run.</p>
-<table><tr><th>model</th><th>weights (MB)</th><th>size ×</th><th>tokens/s</th>
-<th>speed ×</th><th>first token (ms)</th><th>gate</th></tr>
-{% for row in rows %}<tr><td>{{ row.name }}</td><td>{{ row.mb }}</td><td>{{ row.size }}</td>
-<td>{{ row.tps }}</td><td>{{ row.speedup }}</td><td>{{ row.first }}</td>
+Speed: batch 1, greedy, all models timed side by side in one run. Peak memory: resident set
+of a process that loads the model and generates.</p>
+<table><tr><th>model</th><th>runtime</th><th>weights (MB)</th><th>size ×</th>
+<th>peak memory (MB)</th><th>tokens/s</th><th>speed ×</th><th>first token (ms)</th>
+<th>gate</th></tr>
+{% for row in rows %}<tr><td>{{ row.name }}</td><td>{{ row.runtime }}</td><td>{{ row.mb }}</td>
+<td>{{ row.size }}</td><td>{{ row.peak }}</td><td>{{ row.tps }}</td><td>{{ row.speedup }}</td>
+<td>{{ row.first }}</td>
 <td class="{{ 'fail' if row.gate == 'FAIL' else '' }}">{{ row.gate }}</td></tr>{% endfor %}
 </table>
 {% for v in failures %}<h3>{{ v.name }}: failed</h3><ul>
@@ -50,8 +53,10 @@ def render_html(report: CompressionReport) -> str:
     rows = [
         {
             "name": "base",
+            "runtime": runtime_name(report.base_runtime),
             "mb": f"{report.base_weights_bytes / 1e6:.1f}",
             "size": "1.00",
+            "peak": f"{report.base_memory.peak_rss_bytes / 1e6:.0f}",
             "tps": f"{base.tokens_per_s:.1f}",
             "speedup": "1.00",
             "first": f"{1000 * base.first_token_s:.0f}",
@@ -62,8 +67,10 @@ def render_html(report: CompressionReport) -> str:
         rows.append(
             {
                 "name": v.name,
+                "runtime": runtime_name(v.runtime),
                 "mb": f"{v.weights_bytes / 1e6:.1f}",
                 "size": f"{v.weights_bytes / report.base_weights_bytes:.2f}",
+                "peak": f"{v.memory.peak_rss_bytes / 1e6:.0f}",
                 "tps": f"{v.speed.tokens_per_s:.1f}",
                 "speedup": f"{v.speed.tokens_per_s / base.tokens_per_s:.2f}",
                 "first": f"{1000 * v.speed.first_token_s:.0f}",

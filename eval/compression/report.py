@@ -1,6 +1,7 @@
 """The compression report: ``report.json`` and ``report.md``.
 
-One entry per variant: size on disk and speed against the uncompressed model (ratios), and
+One entry per variant: size on disk, peak memory and speed against the uncompressed model
+(ratios), the runtime that ran it (torch, or OpenVINO with its precisions), and
 per task the accuracy change overall and per subgroup with its interval, the subgroup that
 loses most, and the compression gate's verdict. Changes are variant minus base, in points of
 accuracy (0.02 = 2 points).
@@ -15,6 +16,7 @@ from typing import Any
 
 from eval.compression.changes import Change, TaskChanges
 from eval.compression.gate import GateOutcome
+from eval.compression.memory import PeakMemory
 from eval.compression.speed import Speed
 
 REPORT_JSON = "report.json"
@@ -30,6 +32,8 @@ class VariantEntry:
     manifest: dict[str, Any] | None
     weights_bytes: int
     speed: Speed
+    memory: PeakMemory
+    runtime: dict[str, Any]
     tasks: list[TaskChanges]
     gate: GateOutcome
 
@@ -44,6 +48,8 @@ class CompressionReport:
     base_folder: Path
     base_weights_bytes: int
     base_speed: Speed
+    base_memory: PeakMemory
+    base_runtime: dict[str, Any]
     variants: list[VariantEntry] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
 
@@ -62,6 +68,8 @@ class CompressionReport:
                 "folder": str(self.base_folder),
                 "weights_bytes": self.base_weights_bytes,
                 "speed": self.base_speed.as_json(),
+                "memory": self.base_memory.as_json(),
+                "runtime": self.base_runtime,
             },
             "variants": [_variant_json(self, v) for v in self.variants],
             "passed": self.passed,
@@ -80,6 +88,9 @@ def _variant_json(report: CompressionReport, v: VariantEntry) -> dict[str, Any]:
         "speed": v.speed.as_json(),
         "speedup": round(v.speed.tokens_per_s / report.base_speed.tokens_per_s, 3),
         "first_token_ratio": round(v.speed.first_token_s / report.base_speed.first_token_s, 3),
+        "memory": v.memory.as_json(),
+        "peak_memory_ratio": round(v.memory.peak_rss_bytes / report.base_memory.peak_rss_bytes, 3),
+        "runtime": v.runtime,
         "tasks": [t.as_json() for t in v.tasks],
         "gate": v.gate.as_json(),
     }
@@ -96,6 +107,14 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
+def runtime_name(runtime: dict[str, Any]) -> str:
+    """``torch``, or ``openvino`` with the precision it computed in (``openvino bf16``)."""
+    if runtime.get("runner") != "openvino":
+        return "torch"
+    precision = (runtime.get("openvino") or {}).get("inference_precision_hint")
+    return f"openvino {precision}" if precision else "openvino"
+
+
 def render_markdown(report: CompressionReport) -> str:
     """The report as Markdown: a summary table, then per variant its subgroup changes."""
     level = f"{report.confidence:.0%}"
@@ -104,13 +123,14 @@ def render_markdown(report: CompressionReport) -> str:
         "",
         f"Changes are variant minus uncompressed model, in points of accuracy, with paired "
         f"bootstrap {level} intervals. Groups under {report.min_group_size} examples are "
-        "marked small and not gated. Speed: batch 1, greedy, measured side by side in one run.",
+        "marked small and not gated. Speed: batch 1, greedy, measured side by side in one run. "
+        "Peak memory: resident set of a process that loads the model and generates.",
         "",
-        "| model | weights | size × | tokens/s | speed × | first token | worst group (task) "
-        "| gate |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| base | {_mb(report.base_weights_bytes)} | 1.00 | "
-        f"{report.base_speed.tokens_per_s:.1f} | 1.00 | "
+        "| model | runtime | weights | size × | peak memory | tokens/s | speed × | first token "
+        "| worst group (task) | gate |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| base | {runtime_name(report.base_runtime)} | {_mb(report.base_weights_bytes)} | 1.00 | "
+        f"{_mb(report.base_memory.peak_rss_bytes)} | {report.base_speed.tokens_per_s:.1f} | 1.00 | "
         f"{1000 * report.base_speed.first_token_s:.0f} ms | | |",
     ]
     for v in report.variants:
@@ -120,8 +140,9 @@ def render_markdown(report: CompressionReport) -> str:
             worst_task, w = min(worst, key=lambda item: item[1].change.change)
             named = f"{w.attribute}={w.group}: {_points(w.change)} ({worst_task})"
         lines.append(
-            f"| {v.name} | {_mb(v.weights_bytes)} | "
-            f"{v.weights_bytes / report.base_weights_bytes:.2f} | {v.speed.tokens_per_s:.1f} | "
+            f"| {v.name} | {runtime_name(v.runtime)} | {_mb(v.weights_bytes)} | "
+            f"{v.weights_bytes / report.base_weights_bytes:.2f} | "
+            f"{_mb(v.memory.peak_rss_bytes)} | {v.speed.tokens_per_s:.1f} | "
             f"{v.speed.tokens_per_s / report.base_speed.tokens_per_s:.2f} | "
             f"{1000 * v.speed.first_token_s:.0f} ms | {named} | "
             f"{'pass' if v.gate.passed else 'FAIL'} |"

@@ -1,8 +1,11 @@
 """``compress report``: every variant and its uncompressed model through one suite, compared.
 
-For the base model and each variant folder: the suite's tasks with the local runner
-(:func:`eval.run.run_suite`, written under ``<out>/evals/<name>/`` like any ``eval run``),
-then all models timed side by side (:mod:`eval.compression.speed`), then, per labelled task,
+For the base model and each variant folder: the suite's tasks with the local runner, or the
+OpenVINO runner for an IR folder (:class:`eval.runners.openvino.OpenVINORunner`: the same
+tokens scored with the OpenVINO runtime), through :func:`eval.run.run_suite` (written under
+``<out>/evals/<name>/`` like any ``eval run``); then all models timed side by side
+(:mod:`eval.compression.speed`), each model's peak memory in a process of its own
+(:mod:`eval.compression.memory`), then, per labelled task,
 each variant's accuracy changes from the base model overall and per subgroup
 (:mod:`eval.compression.changes`) and the compression gate
 (:mod:`eval.compression.gate`). ``report.json``, ``report.md`` and ``report.html`` close
@@ -21,14 +24,18 @@ from typing import Any
 from eval.compression.changes import TaskChanges, task_changes
 from eval.compression.gate import Judge, check_compression_gate
 from eval.compression.html import write_html
+from eval.compression.memory import PeakMemory, measure_peak_memory
 from eval.compression.report import CompressionReport, VariantEntry, write_report
 from eval.compression.speed import Speed, measure_speed
 from eval.run import PREDICTIONS, plan_suite, prepare_out, run_suite
-from eval.runners import make_runner
+from eval.runners.base import Runner
+from eval.runners.local import LocalRunner
+from eval.runners.openvino import OpenVINORunner
 from eval.subgroups.analysis import Progress
 from eval.tasks.suite import Suite
 from llm.errors import BadInputError
 from llm.manifest import base_manifest, earlier_manifest, file_sha256, now_utc, write_manifest
+from llm.models.openvino_ir import IR_FILES, Precision, is_openvino_ir
 
 MANIFEST_KIND = "compress-report"
 BASE = "base"
@@ -47,6 +54,7 @@ class ReportOptions:
     speed_rounds: int = 3
     batch_size: int = 8
     limit: int | None = None
+    openvino_precision: Precision = "default"
 
 
 def model_name(folder: Path) -> str:
@@ -76,7 +84,18 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def _weights_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+    return sum(
+        p.stat().st_size
+        for p in folder.iterdir()
+        if p.is_file() and (p.suffix == ".safetensors" or p.name in IR_FILES)
+    )
+
+
+def _runner(folder: Path, options: ReportOptions) -> Runner:
+    """The OpenVINO runner for an IR folder, the local (torch) runner for the others."""
+    if is_openvino_ir(folder):
+        return OpenVINORunner(folder, precision=options.openvino_precision)
+    return LocalRunner(folder, batch_size=options.batch_size)
 
 
 def compression_report(
@@ -129,8 +148,10 @@ def compression_report(
         )
     _prepare(out)
     rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    runtimes: dict[str, dict[str, Any]] = {}
     for name, folder in models.items():
-        runner = make_runner(model=str(folder), runner="local", batch_size=options.batch_size)
+        runner = _runner(folder, options)
+        runtimes[name] = {k: v for k, v in runner.describe().items() if k != "model"}
         target = out / EVALS / name
         prepare_out(target)
         try:
@@ -151,10 +172,20 @@ def compression_report(
         if log is not None:
             log(f"{name}: evaluated ({', '.join(rows[name])}) in {target}")
     speeds: dict[str, Speed] = measure_speed(
-        models, new_tokens=options.new_tokens, rounds=options.speed_rounds
+        models,
+        new_tokens=options.new_tokens,
+        rounds=options.speed_rounds,
+        openvino_precision=options.openvino_precision,
     )
     if log is not None:
         log(f"timed {len(models)} models side by side ({options.speed_rounds} rounds)")
+    memories: dict[str, PeakMemory] = {}
+    for name, folder in models.items():
+        memories[name] = measure_peak_memory(
+            folder, new_tokens=options.new_tokens, openvino_precision=options.openvino_precision
+        )
+        if log is not None:
+            log(f"{name}: peak memory {memories[name].peak_rss_bytes / 1e6:.0f} MB")
     base_bytes = _weights_bytes(base)
     entries: list[VariantEntry] = []
     for name, folder in models.items():
@@ -180,6 +211,8 @@ def compression_report(
                 manifest=earlier_manifest(folder),
                 weights_bytes=_weights_bytes(folder),
                 speed=speeds[name],
+                memory=memories[name],
+                runtime=runtimes[name],
                 tasks=changes,
                 gate=check_compression_gate(changes, margin=options.margin, judge=options.judge),
             )
@@ -205,6 +238,8 @@ def compression_report(
         base_folder=base,
         base_weights_bytes=base_bytes,
         base_speed=speeds[BASE],
+        base_memory=memories[BASE],
+        base_runtime=runtimes[BASE],
         variants=entries,
         manifest=manifest,
     )

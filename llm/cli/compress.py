@@ -134,6 +134,13 @@ def report(
     limit: int | None = typer.Option(
         None, "--limit", min=1, help="Evaluate only the first N examples of every task."
     ),
+    openvino_precision: str = typer.Option(
+        "default",
+        "--openvino-precision",
+        help="How OpenVINO IR variants compute. default: the runtime's defaults, as "
+        "`serve --backend openvino` serves (bf16 compute and an f16 KV cache on CPUs with "
+        "bf16); f32: f32 compute and KV cache, so only the weights differ.",
+    ),
     overrides: list[str] = typer.Option(
         [], "--set", help="Override a suite setting, key=value (repeatable)."
     ),
@@ -149,9 +156,15 @@ def report(
     from eval.compression.gate import JUDGES
     from eval.compression.run import ReportOptions, compression_report
     from eval.tasks.suite import load_suite
+    from llm.models.openvino_ir import PRECISIONS
 
     if judge not in JUDGES:
         raise BadInputError(f"--judge must be one of {', '.join(JUDGES)}, got {judge!r}")
+    if openvino_precision not in PRECISIONS:
+        raise BadInputError(
+            f"--openvino-precision must be one of {', '.join(PRECISIONS)}, "
+            f"got {openvino_precision!r}"
+        )
     loaded = load_suite(suite, overrides)
     options = ReportOptions(
         margin=margin,
@@ -161,6 +174,7 @@ def report(
         speed_rounds=speed_rounds,
         batch_size=batch_size,
         limit=limit,
+        openvino_precision=openvino_precision,  # checked against PRECISIONS above
     )
     result = compression_report(
         loaded,
