@@ -49,6 +49,7 @@ def make_runner(
     seed: int = 0,
     ray_address: str | None = DEFAULTS.ray_address,
     workers: int = DEFAULTS.workers,
+    cpus_per_worker: int = DEFAULTS.cpus_per_worker,
     gpus_per_worker: float = DEFAULTS.gpus_per_worker,
 ) -> Runner | ShardedRunner:
     """The runner for a model folder (``local``, ``vllm`` or, for an OpenVINO IR folder,
@@ -93,6 +94,7 @@ def make_runner(
             batch_size=batch_size,
             address=ray_address,
             workers=workers,
+            cpus_per_worker=cpus_per_worker,
             gpus_per_worker=gpus_per_worker,
         )
     return RUNNERS.get("local")(model, batch_size=batch_size)

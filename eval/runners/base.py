@@ -140,6 +140,12 @@ class RunnerOptions(BaseModel):
     workers: int = Field(
         1, ge=1, description="Ray actors, each holding a copy of the model (with --ray-address)."
     )
+    cpus_per_worker: int = Field(
+        1,
+        ge=1,
+        description="CPUs Ray reserves for each actor, and its torch threads (with "
+        "--ray-address). Scores match a run without Ray that uses as many threads.",
+    )
     gpus_per_worker: float = Field(
         0.0, ge=0, description="GPUs Ray reserves for each actor (with --ray-address; 0: CPU)."
     )

@@ -45,6 +45,7 @@ class _ShardConfig:
     batch_size: int
     plan: TaskPlan
     seed: int
+    threads: int
 
 
 def shard_predictor(config: _ShardConfig) -> Callable[[str], ShardResult]:
@@ -53,10 +54,15 @@ def shard_predictor(config: _ShardConfig) -> Callable[[str], ShardResult]:
     A shard is a JSON list of examples (``dataclasses.asdict`` of
     :class:`~eval.tasks.dataset.Example`).
     """
+    import torch
+
     from eval.run import iter_predictions
     from eval.runners.local import LocalRunner
     from eval.tasks.dataset import Example
 
+    # the CPUs Ray reserved for this actor; also what makes its sums those of a process
+    # with as many threads (a score's last bits depend on how a reduction is split)
+    torch.set_num_threads(config.threads)
     runner = LocalRunner(config.model_path, batch_size=config.batch_size)
 
     def predict(shard: str) -> ShardResult:
@@ -84,8 +90,9 @@ class LocalRunnerOnRay:
     """The local runner spread over Ray Data actors, each loading the model folder itself.
 
     Connects to Ray when built (a ``local`` Ray starts here, once for the whole suite) and
-    disconnects on :meth:`close`. Each task's examples go to ``workers`` actors (one CPU
-    each, plus ``gpus_per_worker`` GPUs); the actors are started per task.
+    disconnects on :meth:`close`. Each task's examples go to ``workers`` actors, each with
+    ``cpus_per_worker`` CPUs (its torch threads) and ``gpus_per_worker`` GPUs; the actors
+    are started per task.
 
     Args:
         model_path: model folder (safetensors + tokenizer with a chat template), at the
@@ -93,6 +100,7 @@ class LocalRunnerOnRay:
         batch_size: prompts generated together by an actor; also the shard size.
         address: ``local``, ``auto``, ``ray://HOST:PORT`` or ``HOST:PORT``.
         workers: Ray actors, each holding one copy of the model.
+        cpus_per_worker: CPUs reserved per actor, and its torch threads.
         gpus_per_worker: GPUs reserved per actor (0: CPU only).
 
     Raises:
@@ -111,6 +119,7 @@ class LocalRunnerOnRay:
         batch_size: int = 8,
         address: str,
         workers: int = 1,
+        cpus_per_worker: int = 1,
         gpus_per_worker: float = 0,
     ) -> None:
         from llm.ray_cluster import check_ray_address, ray_session
@@ -120,8 +129,11 @@ class LocalRunnerOnRay:
 
         if batch_size < 1:
             raise BadInputError(f"--batch-size must be at least 1, got {batch_size}")
-        if workers < 1:
-            raise BadInputError(f"--workers must be at least 1, got {workers}")
+        if workers < 1 or cpus_per_worker < 1:
+            raise BadInputError(
+                f"--workers and --cpus-per-worker must be at least 1, got {workers} and "
+                f"{cpus_per_worker}"
+            )
         self.model_path = Path(model_path)
         # the checks LocalRunner makes before its model loads, here where exit 2 is cheap
         folder = check_model_folder(self.model_path)
@@ -131,10 +143,11 @@ class LocalRunnerOnRay:
         self.chunk_size = batch_size
         self.address = address
         self.workers = workers
+        self.cpus_per_worker = cpus_per_worker
         self.gpus_per_worker = gpus_per_worker
         self.truncated_prompts = 0
         self._session = ExitStack()
-        self._session.enter_context(ray_session(address, num_cpus=workers))
+        self._session.enter_context(ray_session(address, num_cpus=workers * cpus_per_worker))
 
     def predict(
         self, plan: TaskPlan, examples: Sequence[Example], *, seed: int
@@ -147,7 +160,9 @@ class LocalRunnerOnRay:
         """
         from llm.data.ray_map import map_lines_on_ray
 
-        config = _ShardConfig(str(self.model_path), self.batch_size, plan, seed)
+        config = _ShardConfig(
+            str(self.model_path), self.batch_size, plan, seed, self.cpus_per_worker
+        )
         results = map_lines_on_ray(
             shards_of(examples, self.batch_size),
             shard_predictor,
@@ -155,6 +170,7 @@ class LocalRunnerOnRay:
             workers=self.workers,
             address=self.address,
             batch_records=1,  # a shard is already a batch of model work
+            cpus_per_worker=self.cpus_per_worker,
             gpus_per_worker=self.gpus_per_worker,
         )
         for rows, truncated in results:
@@ -170,6 +186,7 @@ class LocalRunnerOnRay:
             "ray": {
                 "address": self.address,
                 "workers": self.workers,
+                "cpus_per_worker": self.cpus_per_worker,
                 "gpus_per_worker": self.gpus_per_worker,
             },
         }

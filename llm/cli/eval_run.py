@@ -87,6 +87,9 @@ def run(
         _default("ray_address"), "--ray-address", help=_help("ray_address")
     ),
     workers: int = typer.Option(_default("workers"), "--workers", min=1, help=_help("workers")),
+    cpus_per_worker: int = typer.Option(
+        _default("cpus_per_worker"), "--cpus-per-worker", min=1, help=_help("cpus_per_worker")
+    ),
     gpus_per_worker: float = typer.Option(
         _default("gpus_per_worker"), "--gpus-per-worker", min=0, help=_help("gpus_per_worker")
     ),
@@ -148,6 +151,7 @@ def run(
         seed=loaded.seed,
         ray_address=ray_address,
         workers=workers,
+        cpus_per_worker=cpus_per_worker,
         gpus_per_worker=gpus_per_worker,
     )
     model_manifest = Path(model) / "manifest.json" if model is not None else None

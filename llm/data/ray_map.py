@@ -110,6 +110,7 @@ def map_lines_on_ray(
     workers: int,
     address: str,
     batch_records: int = BATCH_RECORDS,
+    cpus_per_worker: int = 1,
     gpus_per_worker: float = 0,
 ) -> Iterator[Any]:
     """Apply a per-line worker to validated record lines on Ray; yield results in order.
@@ -118,9 +119,11 @@ def map_lines_on_ray(
         lines: one JSON record a line, already validated by the driver.
         make_worker: builds each actor's worker from ``config`` (once per actor).
         config: the run's settings, sent to every actor.
-        workers: actors in the pool (one CPU each); also the CPUs of a ``local`` Ray.
+        workers: actors in the pool; a ``local`` Ray gets ``workers * cpus_per_worker`` CPUs.
         address: ``local``, ``auto``, ``ray://HOST:PORT`` (:mod:`llm.ray_cluster`).
         batch_records: lines handed to an actor at a time (also the lines of a block).
+        cpus_per_worker: CPUs Ray reserves for each actor (Ray sets the actor's
+            ``OMP_NUM_THREADS`` to it).
         gpus_per_worker: GPUs Ray reserves for each actor (0: it sees none, as Ray hides
             the GPUs from an actor that asked for none).
 
@@ -128,7 +131,7 @@ def map_lines_on_ray(
         BadInputError: a bad address, or Ray not installed.
         Exception: whatever the worker raised on a line (as in one process).
     """
-    with ray_session(address, num_cpus=workers) as ray:
+    with ray_session(address, num_cpus=workers * cpus_per_worker) as ray:
         if not lines:
             return
         context = ray.data.DataContext.get_current()
@@ -143,7 +146,7 @@ def map_lines_on_ray(
             batch_size=batch_records,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=1,
+            num_cpus=cpus_per_worker,
             **({"num_gpus": gpus_per_worker} if gpus_per_worker else {}),
         )
         for row in dataset.iter_rows():

@@ -11,15 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from llm.cli import main
 from tests.eval.run_assets import EvalAssets, eval_assets  # noqa: F401 (fixture)
 from tests.ray_local import local_ray
 
-# generation (diagnosis) and scoring (readmission_loglik); 4 examples in shards of 2 share
-# the two actors
+# generation (diagnosis) and scoring (readmission_loglik); 8 training examples (longer and more
+# varied than the 4 of the test split) in shards of 2 shared by the two actors
 TASKS = ("diagnosis", "readmission_loglik")
 BATCH = "2"
+LIMIT = 8
 # fields that say when a run happened, how long it took and where it ran: the rest is equal
 TIMING = ("started_at", "finished_at", "seconds", "examples_per_s")
 
@@ -67,15 +69,23 @@ def test_ray_run_writes_the_bytes_of_one_process(
     suite = _suite(tmp_path, eval_assets.datasets)
     # both runs write to the same folder (paths are recorded in the reports), one after the other
     out, one = tmp_path / "run", tmp_path / "one"
-    argv = ["eval", "run", str(suite), "--model", str(eval_assets.random), "--batch-size", BATCH]
-    assert main([*argv, "--out", str(out)]) == 0
+    argv = ["eval", "run", str(suite), "--model", str(eval_assets.random), "--batch-size", BATCH,
+            "--set", "split=train", "--limit", str(LIMIT)]  # fmt: skip
+    threads = torch.get_num_threads()
+    # as many torch threads as an actor has (--cpus-per-worker 1): with 2 threads here, 3 of
+    # these 8 scores differ from the actors' in their last bits (a sum split another way)
+    torch.set_num_threads(1)
+    try:
+        assert main([*argv, "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
     single = capsys.readouterr().err
     shutil.move(out, one)
     assert main([*argv, "--ray-address", "local", "--workers", "2", "--out", str(out)]) == 0
     on_ray = capsys.readouterr().err
     for task in TASKS:
-        dataset = eval_assets.datasets / task.removesuffix("_loglik") / "test.jsonl"
-        counts = f"{dataset}: read 4 = used 4 + rejected 0"
+        dataset = eval_assets.datasets / task.removesuffix("_loglik") / "train.jsonl"
+        counts = f"{dataset}: read {LIMIT} = used {LIMIT} + rejected 0"
         assert counts in single and counts in on_ray
         for name in ("predictions.jsonl", "report.md"):
             assert (out / task / name).read_bytes() == (one / task / name).read_bytes(), name
@@ -86,10 +96,11 @@ def test_ray_run_writes_the_bytes_of_one_process(
         assert _json(out / task / "report.json") == _json(one / task / "report.json")
         assert _json(out / task / "manifest.json") == _json(one / task / "manifest.json")
     predictions = [json.loads(x) for x in (out / TASKS[1] / "predictions.jsonl").open()]
-    assert len(predictions) == 4 and all(0.0 <= p["score"] <= 1.0 for p in predictions)
+    assert len(predictions) == LIMIT and all(0.0 <= p["score"] <= 1.0 for p in predictions)
     # summary and manifest: the same but for timing and the runner's description
     summary, summary_one = _json(out / "summary.json"), _json(one / "summary.json")
-    assert summary.pop("model")["ray"] == {"address": "local", "workers": 2, "gpus_per_worker": 0}
+    ray = {"address": "local", "workers": 2, "cpus_per_worker": 1, "gpus_per_worker": 0}
+    assert summary.pop("model")["ray"] == ray
     summary_one.pop("model")
     assert summary == summary_one
     keys = (*TIMING, "runner")
@@ -99,7 +110,9 @@ def test_ray_run_writes_the_bytes_of_one_process(
     prompts = {
         message["content"][:80]
         for task in TASKS
-        for line in (eval_assets.datasets / task.removesuffix("_loglik") / "test.jsonl").open()
+        for line in list(
+            (eval_assets.datasets / task.removesuffix("_loglik") / "train.jsonl").open()
+        )[:LIMIT]
         for message in json.loads(line)["messages"]
         if message["role"] == "user"
     }
