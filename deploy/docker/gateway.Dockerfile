@@ -45,8 +45,9 @@ RUN groupadd --system --gid 10001 app \
         /var/lib/clinical-llm/cache \
     && chown -R app:app /var/lib/clinical-llm \
     && chmod 0700 /var/lib/clinical-llm/state /var/lib/clinical-llm/config
-COPY --from=wheel /wheels /wheels
+# torch before the project's wheel: a source change then leaves this large layer cached
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+COPY --from=wheel /wheels /wheels
 WORKDIR /home/app
 EXPOSE 8000
 # /health answers while the process lives; readiness (/ready) is the orchestrator's probe
