@@ -8,9 +8,11 @@ one at a time), the shards go to Ray Data actors through :func:`llm.data.ray_map
 (the engine of ``data deid`` and ``data build``), each actor loads the model folder once into
 its own ``LocalRunner`` and runs :func:`eval.run.iter_predictions` on each shard it is given,
 and the rows come back in input order. Every shard is the batch one process would have
-generated, padded the same way, so the completions, scores and everything written from
-them (``predictions.jsonl``, ``report.json``, ``report.md``) are byte-identical to a run
-without Ray (tested: ``tests/eval/test_run_on_ray.py``).
+generated, padded the same way, and an actor runs torch on ``cpus_per_worker`` threads, so
+the completions, scores and everything written from them (``predictions.jsonl``,
+``report.md``; ``report.json`` but for its times) are byte-identical to a run without Ray
+whose torch uses as many threads (tested: ``tests/eval/test_run_on_ray.py``; with another
+thread count a score's last bits may differ).
 
 The driver never loads the model: it checks the folder and its chat template, and the
 actors do the rest (a model error comes back from the first actor, raised again here).
