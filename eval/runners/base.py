@@ -133,9 +133,9 @@ class RunnerOptions(BaseModel):
     ray_address: str | None = Field(
         None,
         description="Run the local runner on Ray Data: 'local' (a Ray on this machine with "
-        "--workers CPUs, for this run), 'auto' (the cluster this machine joined) or "
-        "'ray://HOST:PORT'. Each actor loads the model; outputs are those of one process. "
-        "Needs the ray extra.",
+        "--workers x --cpus-per-worker CPUs, for this run), 'auto' (the cluster this machine "
+        "joined) or 'ray://HOST:PORT'. Each actor loads the model; outputs are those of one "
+        "process. Needs the ray extra.",
     )
     workers: int = Field(
         1, ge=1, description="Ray actors, each holding a copy of the model (with --ray-address)."
