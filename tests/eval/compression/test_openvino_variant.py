@@ -96,3 +96,23 @@ def test_report_scores_an_fp32_ir_variant_as_its_torch_base(
     markdown = (out / "report.md").read_text()
     assert "| openvino-fp32 | openvino f32 |" in markdown
     assert "<td>openvino f32</td>" in (out / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_openvino_runner_generates_the_local_runners_greedy_text(
+    eval_assets: EvalAssets,  # noqa: F811
+    eval_tiny_fp32_ir: Path,  # noqa: F811
+) -> None:
+    from eval.runners.base import GenerationParams
+    from eval.runners.local import LocalRunner
+    from eval.runners.openvino import OpenVINORunner
+
+    prompts = [
+        [{"role": "user", "content": "Summarise: fever, cough, consolidation on the X-ray."}],
+        [{"role": "user", "content": "Readmitted within 30 days? Heart failure, age 82."}],
+    ]
+    params = GenerationParams(max_tokens=12)
+    expected = LocalRunner(eval_assets.tiny, batch_size=1).generate(prompts, params)
+    runner = OpenVINORunner(eval_tiny_fp32_ir, precision="f32")
+    assert runner.generate(prompts, params) == expected
+    assert runner.describe()["openvino"]["kv_cache_precision"] == "f32"
