@@ -45,7 +45,11 @@ cleanup() {
     docker rm -f "$NAME" >/dev/null 2>&1 || true
     if [ -n "$index_pid" ]; then kill "$index_pid" 2>/dev/null || true; fi
     if [ -n "$started_dockerd" ] && [ -f "$WORK/dockerd.pid" ]; then
-        kill "$(cat "$WORK/dockerd.pid")" 2>/dev/null || true
+        pid=$(cat "$WORK/dockerd.pid")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+        # dockerd leaves its network namespace mounted
+        umount "$WORK/docker-exec/netns/default" 2>/dev/null || true
     fi
 }
 trap cleanup EXIT
