@@ -165,41 +165,45 @@ def init_distributed_state() -> None:
         PartialState()
 
 
+# "python" lets a rank of a multi-process run go through interpreter teardown instead of
+# os._exit (end_rank_process); for studying the teardown abort, not for real runs.
+TEARDOWN_ENV = "CLINICAL_LLM_TEARDOWN"
+
+
 def end_rank_process() -> None:
     """End a rank of a finished multi-process run at once, skipping interpreter teardown.
 
-    Under load, a rank sometimes aborts after the run has finished and saved
-    ("terminate called without an active exception", SIGABRT, from native threads
-    torn down at exit: seen in the 2-process ZeRO-3 test once in a full ``make
-    test``, and in 1 of 8 runs on busy cores that called ``destroy_process_group``
-    first; none in 11 runs on busy cores since this was added), and the launcher
-    then reports the whole run as failed. Every rank has passed the trainer's
-    final barrier and written what it writes, so after flushing the Python-level
-    output this ends the process with status 0 and no teardown. Does nothing in
-    a single process, where exit is clean.
+    Without this, a rank sometimes aborted after the run had finished and saved
+    ("terminate called without an active exception", SIGABRT) and the launcher
+    reported the whole run as failed. Every rank has passed the trainer's final
+    barrier and written what it writes, so after flushing the Python-level output
+    this ends the process with status 0 and no teardown. Does nothing in a single
+    process, where exit is clean, or when ``CLINICAL_LLM_TEARDOWN=python`` asks for
+    the interpreter's own teardown (to study the abort: scripts/repro_teardown.py).
 
-    What is alive at that teardown (measured, torch 2.13 + DeepSpeed 0.19.8, 2-process
-    ZeRO-3 on CPU; docs/training.md "Process teardown"): two gloo process groups (the
-    world group and DeepSpeed's data-parallel group), each with three native threads
-    (two ``pt_gloo_runloop`` workers, one ``gloo_tcp_loop``). They survive
-    ``torch.distributed.destroy_process_group()`` and ``deepspeed.comm.destroy_process_group()``
-    plus ``gc.collect()``: the groups are freed only with their last Python
-    reference, and DeepSpeed keeps the world group in every ZeRO-3 parameter's
-    ``ds_process_group`` and the data-parallel group in its engine, ZeRO-3 optimizer
-    and ``deepspeed.utils.groups``; the model itself stays reachable from
-    ``deepspeed.runtime.zero.parameter_offload.FWD_MODULE_STACK``, a module-level list
-    ZeRO-3 appends the top module to and never empties (emptying it was not enough:
-    another holder remains). So the groups die during interpreter finalization with
-    their threads running. The abort's likely mechanism (the message fits; the
-    abort itself did not recur in 21 runs without this exit on busy cores, so no core
-    dump was caught): a gloo thread that needs the GIL after finalization began is
-    ended by CPython with ``pthread_exit``, whose unwinding through a ``noexcept``
-    C++ frame calls ``std::terminate`` (as described in pytorch/pytorch#179291).
-    The fix belongs in DeepSpeed (release its references on ``engine.destroy()``);
-    until then this exit stays.
+    The abort's cause, shown with two plain gloo ranks and no DeepSpeed
+    (docs/training.md "Process teardown"): a gloo worker thread (``pt_gloo_runloop``)
+    drops its reference to a collective after the caller's ``wait()`` has returned.
+    When that is the last reference, the work's tensors release their Python
+    objects, which takes the GIL. If the main thread has begun interpreter
+    finalization by then, CPython ends the worker with ``pthread_exit``; the forced
+    unwind meets the ``noexcept`` destructor of the work and calls ``std::terminate``.
+    Core dump frames: ``runLoop`` → ``~AsyncAllreduceWork`` → ``~AsyncWork`` →
+    ``TensorImpl::decref_pyobject`` → ``gil_scoped_acquire`` → ``take_gil`` →
+    ``PyThread_exit_thread`` → ``pthread_exit`` → ``_Unwind_ForcedUnwind`` →
+    ``__gxx_personality_v0`` → ``std::terminate`` → ``abort``. In the 2-process
+    ZeRO-3 run the same path is live: DeepSpeed keeps both gloo groups referenced,
+    so they are never destroyed (their destructors, which would join the workers,
+    never run) and their six threads are still there at ``exit()``; and the workers
+    free about a third of the finished collectives themselves, with a thousand or so
+    Python decrefs per rank in a 2-step run. The abort itself was not caught in that
+    run (see the docs for the counts). ``os._exit`` avoids it because the process
+    never enters finalization: the workers are killed where they stand.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return
+    if os.environ.get(TEARDOWN_ENV, "exit") == "python":
+        return  # the interpreter's own teardown, to study the abort (scripts/repro_teardown.py)
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()

@@ -16,6 +16,7 @@ import yaml
 
 from llm.errors import BadInputError
 from llm.train.distributed import (
+    TEARDOWN_ENV,
     check_world_size,
     is_cpu_run,
     offloads,
@@ -229,18 +230,22 @@ print("returned")
 """
 
 
-@pytest.mark.parametrize("world_size", ["2", None])
+@pytest.mark.parametrize(
+    ("world_size", "teardown"), [("2", None), (None, None), ("2", "python"), ("2", "exit")]
+)
 def test_end_rank_process_flushes_and_skips_teardown_only_under_a_launcher(
-    world_size: str | None,
+    world_size: str | None, teardown: str | None
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "WORLD_SIZE"}
+    env = {k: v for k, v in os.environ.items() if k not in {"WORLD_SIZE", TEARDOWN_ENV}}
     if world_size is not None:
         env["WORLD_SIZE"] = world_size
+    if teardown is not None:
+        env[TEARDOWN_ENV] = teardown  # "python": the interpreter's teardown, to study the abort
     proc = subprocess.run(
         [sys.executable, "-c", _END_RANK_SCRIPT], env=env, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("buffered line") and "logged line" in proc.stderr
-    ended = world_size is not None
+    ended = world_size is not None and teardown != "python"
     assert ("returned" in proc.stdout) != ended
     assert ("teardown ran" in proc.stdout) != ended
