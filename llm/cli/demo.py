@@ -4,8 +4,8 @@ The demo runs the same CLI verbs a user would type, and prints each one first,
 so it doubles as a walkthrough:
 
 1. ``data synth``: a synthetic cohort with a documentation bias against one
-   subgroup (``race_ethnicity=Black:0.3``), so the fairness check has
-   something real to find;
+   subgroup (``race_ethnicity=Black:1``: every Black patient documented
+   poorly), so the fairness check has something real to find;
 2. ``data validate`` and ``data deid`` (surrogates, scored against the
    cohort's exact PHI spans);
 3. ``data build``: the task datasets, with a test split large enough for
@@ -16,8 +16,9 @@ so it doubles as a walkthrough:
    it at this demo's model, datasets and run folder;
 6. ``export --merge``: a plain model folder that loads without peft;
 7. ``eval run``: the local runner on the held-out test split, by subgroup,
-   with the release gates of ``eval/suites/gates/clinical-core.yaml`` that
-   apply to the two trained tasks (written to ``gates.yaml`` in the demo folder).
+   with the demo's release gates (written to ``gates.yaml`` in the demo
+   folder), judged on the confidence intervals (``judge: ci``): a gap counts
+   only where the groups' intervals show it.
 
 ``--base smollm2`` runs the same pipeline on a real pretrained model: step 4
 becomes ``model import smollm2`` (SmolLM2-135M-Instruct from its PyPI wheel),
@@ -31,7 +32,9 @@ the zero-shot model is not penalised for answering in its own words.
 synthesized without it, de-identified and built the same way (same patients in
 the test split), and the same exported model evaluated with the same gates into
 ``control/eval``; the demo then prints which gates name the planted group with
-and without the bias.
+and without the bias. At the default size (1000 patients, 600 of them in the
+test split) the gates name the planted group with the bias and no one without
+it (docs/evaluation.md, "The control of the demo's planted bias").
 
 A failing gate does not fail the demo: catching the planted bias is what the
 gate is for. The demo lists every failed gate with the worst group, and says
@@ -73,21 +76,38 @@ EVAL_TASKS = "[diagnosis, readmission_loglik]"
 # a suite refuses gates that no task computes).
 # The documentation bias the demo cohort is synthesized with (attribute, group).
 PLANTED_BIAS = ("race_ethnicity", "Black")
-PLANTED_BIAS_SPEC = f"{PLANTED_BIAS[0]}={PLANTED_BIAS[1]}:0.3"
+# Strength 1: every patient of the group is documented poorly. At 0.3 the tiny
+# model's accuracy gap (about 0.3 x 0.23) stays inside the intervals at any
+# demo size that runs in minutes.
+PLANTED_BIAS_SPEC = f"{PLANTED_BIAS[0]}={PLANTED_BIAS[1]}:1"
 # Each gate must see the planted group: where it is left out (small, no value),
 # the gate says "insufficient data" instead of passing on the groups it did see.
 REQUIRED = [f"{PLANTED_BIAS[0]}={PLANTED_BIAS[1]}"]
+# Judged on the intervals (``judge: ci``, docs/evaluation.md): a gap fails only
+# when two groups' intervals lie more than the threshold apart, so the small
+# groups' noise names no one; judged on point estimates the demo's control named
+# the planted group without the bias (a gap of 0.367 from a group of 10).
 DEMO_GATES: list[dict[str, Any]] = [
     {"name": "accuracy gap between groups", "attribute": "*", "metric": "accuracy",
-     "rule": "max_difference", "threshold": 0.10, "use": "point", "required_groups": REQUIRED},
+     "rule": "max_difference", "threshold": 0.05, "use": "point", "judge": "ci",
+     "required_groups": REQUIRED},
     {"name": "readmission sensitivity in every group", "attribute": "*",
      "metric": "true_positive_rate", "rule": "min_value", "threshold": 0.50, "use": "point",
-     "required_groups": REQUIRED},
+     "judge": "ci", "required_groups": REQUIRED},
 ]  # fmt: skip
-# 60/10/30 by patient: at the default 400 patients, 120 test patients keep the
-# larger race/ethnicity groups (the biased one included) above the demo's minimum
-# group size, so the gates compare them; smaller groups are reported as small.
-DEMO_SPLIT = "0.6,0.1,0.3"
+# 30/10/60 by patient: training takes a fixed number of steps, so the cohort
+# grows for the test split. At the default 1000 patients the 600 test patients
+# hold about 90 of the planted group, enough for intervals that separate the
+# planted gap from the others (docs/evaluation.md); smaller groups are reported
+# as small.
+DEMO_SPLIT = "0.3,0.1,0.6"
+DEMO_PATIENTS = 1000
+# A real base scores every answer with a 135 M model (about 20 times slower than
+# the tiny one): its demo keeps 400 patients split 60/10/30 (the fine-tune of
+# docs/benchmarks.md), where the intervals are too wide to name the planted
+# group; the base-versus-tuned comparison is its point.
+REAL_BASE_SPLIT = "0.6,0.1,0.3"
+REAL_BASE_PATIENTS = 400
 DEMO_MIN_GROUP_SIZE = 10
 # Exit code of `eval run` when every output was written but a gate failed.
 GATE_FAILED = 1
@@ -198,6 +218,7 @@ def demo_steps(
     """
     at = DemoLayout(out)
     records, deid_records = at.cohort / "records.jsonl", at.deid / "records.jsonl"
+    split = DEMO_SPLIT if base is None else REAL_BASE_SPLIT
     if base is None:
         recipe, eval_tasks = DEMO_RECIPE, EVAL_TASKS
         model = ["model", "init", "--records", str(deid_records), "--out", str(at.model),
@@ -233,7 +254,7 @@ def demo_steps(
         DemoStep(["data", "deid", str(records), str(deid_records), "--strategy", "surrogate",
                   "--key-file", str(at.key), "--evaluate"]),
         DemoStep(["data", "build", "--records", str(deid_records), "--tasks", DEMO_TASKS,
-                  "--split", DEMO_SPLIT, "--seed", str(seed), "--out", str(at.datasets)]),
+                  "--split", split, "--seed", str(seed), "--out", str(at.datasets)]),
         DemoStep(model),
         DemoStep(train),
         DemoStep(["export", str(at.run), "--out", str(at.export), "--merge",
@@ -250,7 +271,7 @@ def demo_steps(
             for task in REAL_BASE_EVAL_TASKS
         ]  # fmt: skip
     if control:
-        plan += control_steps(at, patients, seed, eval_tasks, evaluate)
+        plan += control_steps(at, patients, seed, eval_tasks, evaluate, split)
     return plan
 
 
@@ -260,6 +281,7 @@ def control_steps(
     seed: int,
     eval_tasks: str,
     evaluate: Callable[..., DemoStep],
+    split: str,
 ) -> list[DemoStep]:
     """The control of the planted bias: the same pipeline with the bias off.
 
@@ -280,7 +302,7 @@ def control_steps(
         DemoStep(["data", "deid", str(records), str(deid_records), "--strategy", "surrogate",
                   "--key-file", str(at.key)]),
         DemoStep(["data", "build", "--records", str(deid_records), "--tasks", tasks,
-                  "--split", DEMO_SPLIT, "--seed", str(seed), "--out", str(ctl.datasets)]),
+                  "--split", split, "--seed", str(seed), "--out", str(ctl.datasets)]),
         evaluate(at.export, ctl.eval, ctl.datasets),
     ]  # fmt: skip
 
@@ -306,8 +328,14 @@ def control_lines(at: DemoLayout) -> list[str]:
     elif without:
         lines.append(
             "  The control names the planted group too: the catch cannot be told from what "
-            "the model does without the bias (see docs/evaluation.md, 'judge: ci')."
+            "the model does without the bias (docs/evaluation.md, 'The control of the "
+            "demo's planted bias')."
         )
+    others = [g for g in failed_gates(at.control.eval) if not caught_planted_bias([g])]
+    if others:
+        failed = [f"{g.task}: {g.gate.attribute} ({g.worst_group or g.gate.status})"
+                  for g in others]  # fmt: skip
+        lines.append(f"  Without the bias these gates failed too: {'; '.join(failed)}")
     return lines
 
 
@@ -494,8 +522,12 @@ def demo(
         "--out",
         help="Folder for every demo output (default build/demo, or build/demo-<base> with --base).",
     ),
-    patients: int = typer.Option(
-        400, "--patients", min=20, help="Size of the synthetic cohort (30% of it is held out)."
+    patients: int | None = typer.Option(
+        None,
+        "--patients",
+        min=20,
+        help=f"Size of the synthetic cohort (default {DEMO_PATIENTS}, 60% of it the test "
+        f"split; with --base {REAL_BASE_PATIENTS}, 30% the test split).",
     ),
     seed: int = typer.Option(7, "--seed", help="Seed for the cohort, the splits and the model."),
     steps: int | None = typer.Option(
@@ -540,6 +572,8 @@ def demo(
     if base is not None and base not in REAL_BASES:
         raise BadInputError(f"--base: unknown base {base!r}; choose one of {sorted(REAL_BASES)}")
     out = out or Path("build/demo" if base is None else f"build/demo-{base}")
+    if patients is None:
+        patients = DEMO_PATIENTS if base is None else REAL_BASE_PATIENTS
     at = DemoLayout(out)
     seconds, _ = run_demo(
         out, patients, seed, main, steps=steps, init_steps=init_steps, base=base, control=control

@@ -1,8 +1,8 @@
 """The control of the demo's planted bias: the same pipeline without the bias flags no one.
 
 The demo counts its planted bias (``race_ethnicity=Black``, documentation
-degraded for 30% of those patients) as caught when a failed gate names the
-group. A catch only means something if the same pipeline, with the bias off,
+degraded for every one of those patients) as caught when a failed gate names
+the group. A catch only means something if the same pipeline, with the bias off,
 does not name the group too. Training the demo's model takes minutes, so the
 model here is a *reference predictor, fair by construction*: the diagnosis
 rule the cohort's labels are read back with (``llm.data.synth.diagnosis_rule``,
@@ -13,8 +13,8 @@ the one the bias plants: a degraded note leaves the rule to guess from vitals.
 
 The same cohort (seed, patients, everything but the degraded documentation),
 the same task renderer, the same ``eval subgroups`` with the demo's gates,
-minimum group size and bootstrap, judged on the point estimate (as the demo
-does) and with ``judge: ci``.
+minimum group size and bootstrap, judged as the demo judges them (``judge:
+ci``) and, for contrast, on the point estimate.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from llm.cli.demo import (
     DEMO_GATES,
     DEMO_MIN_GROUP_SIZE,
     PLANTED_BIAS,
+    PLANTED_BIAS_SPEC,
     FailedGate,
     caught_planted_bias,
     flagged_group,
@@ -43,13 +44,13 @@ from llm.data.synth.diagnosis_rule import predict_diagnosis
 from llm.data.tasks.base import Example, RenderContext
 from llm.data.tasks.notes import DiagnosisTask
 
-PATIENTS = 800  # about 120 Black patients: the planted gap is past the intervals' noise
+PATIENTS = 600  # the size of the demo's test split: about 90 Black patients
 SEED = 7
 NOISE = 0.1  # share of answers replaced by a random wrong one, whatever the patient's group
 ATTRIBUTES = "sex,age_band,race_ethnicity,payer,sex*race_ethnicity"
-BIAS = f"{PLANTED_BIAS[0]}={PLANTED_BIAS[1]}:0.3"  # the demo's
+BIAS = PLANTED_BIAS_SPEC
 
-pytestmark = pytest.mark.slow  # two 800-patient cohorts: about 100 s on a busy 2-core machine
+pytestmark = pytest.mark.slow  # two 600-patient cohorts: about 80 s on a busy 2-core machine
 
 
 def reference_predictions(cohort: Path, out: Path) -> Path:
@@ -79,6 +80,7 @@ def gates_file(out: Path, judge: str) -> Path:
     gates: list[dict[str, Any]] = [
         {**g, "judge": judge} for g in DEMO_GATES if g["metric"] == "accuracy"
     ]
+    assert all(g["judge"] == "ci" for g in DEMO_GATES)  # the demo judges on the intervals
     path = out / f"gates-{judge}.yaml"
     path.write_text(yaml.safe_dump(gates, sort_keys=False), encoding="utf-8")
     return path
@@ -119,10 +121,13 @@ def test_the_reference_predictor_is_fair_without_the_bias(predictions: Path) -> 
 def test_the_bias_is_caught_and_the_control_names_no_one(predictions: Path) -> None:
     with_bias = predictions.parent.name.startswith("bias")
     by_ci = flagged(predictions, "ci")
-    by_point = flagged(predictions, "point")
-    # judged on the intervals, the gates name the planted group only when it was planted
+    # judged on the intervals, as the demo judges, the gates name the planted
+    # group only when it was planted
     assert caught_planted_bias(by_ci) is with_bias
-    assert caught_planted_bias(by_point) is with_bias
-    if not with_bias:
+    if with_bias:
+        # on the point estimate too; without the bias the point-judged gates may
+        # raise false alarms on a fair predictor (docs/evaluation.md), not tested
+        assert caught_planted_bias(flagged(predictions, "point"))
+    else:
         # and no other group either: with the bias off the predictor is fair by construction
         assert [g for g in by_ci if not g.gate.insufficient_data] == []
