@@ -16,9 +16,11 @@ left out, so its data is **insufficient** when
 
 **``judge: ci``** counts a violation only where the intervals show it, each
 group's interval being its bootstrap percentile interval, widened to the Wilson
-score interval at the report's confidence for metrics that are a share of the
-group's examples (``accuracy``, ``exact_match``: the percentile bootstrap
-collapses to a point for a group at 0 or 1, 11 of 11 correct giving [1, 1]):
+score interval at the report's confidence for proportions, on their ``trials``
+(accuracy: the group's examples; true positive rate: its positives). The
+percentile bootstrap collapses to a point for a proportion at 0 or 1: 11 of 11
+correct gives [1, 1], and a group with 2 positives, both missed, a true
+positive rate of [0, 0]:
 
 * ``max_difference``: ``observed = max_g lower_g - min_g upper_g`` over the
   compared groups: how far apart the intervals of the two groups furthest apart
@@ -143,12 +145,20 @@ def _unusable(metrics: dict[str, ReportValue], metric: str, judge: str) -> str |
 
 
 def interval(entry: ReportValue, metric: str, n: int | None, z: float) -> tuple[float, float]:
-    """The interval ``judge: ci`` reads: the bootstrap one, widened to Wilson's for shares."""
+    """The interval ``judge: ci`` reads: the bootstrap one, widened to Wilson's for proportions.
+
+    A proportion's trials are its ``trials`` (the group's positives for the true
+    positive rate); a report written before ``trials`` existed gives them only for
+    shares of the group's examples (``accuracy``, ``exact_match``: the group's ``n``).
+    """
     if entry.ci is None:
         raise ValueError("interval of a value without one")
     low, high = entry.ci
-    if metric in SHARE_METRICS and entry.value is not None and n:
-        wilson = wilson_interval(round(entry.value * n), n, z)
+    trials = entry.trials
+    if trials is None and metric in SHARE_METRICS:
+        trials = n
+    if trials and entry.value is not None:
+        wilson = wilson_interval(round(entry.value * trials), trials, z)
         if wilson is not None:
             low, high = min(low, wilson[0]), max(high, wilson[1])
     return float(low), float(high)

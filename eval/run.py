@@ -19,9 +19,10 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +233,26 @@ def iter_predictions(
             yield row
 
 
+def example_shards(examples: Sequence[Example], size: int) -> list[str]:
+    """The examples cut into shards of ``size`` in order, each a JSON list of examples."""
+    return [
+        json.dumps([asdict(e) for e in examples[i : i + size]], ensure_ascii=False)
+        for i in range(0, len(examples), size)
+    ]
+
+
+def predict_shard(plan: TaskPlan, seed: int, shard: str, runner: Runner) -> list[dict[str, Any]]:
+    """The prediction rows of one shard of :func:`example_shards` on ``runner``.
+
+    What a :class:`~eval.runners.base.ShardedRunner` calls where the shard runs (bound
+    to the task with ``functools.partial``): the same loop as in one process, on the
+    runner's own chunk size.
+    """
+    examples = [Example(**fields) for fields in json.loads(shard)]
+    chunk = int(getattr(runner, "chunk_size", 8))
+    return list(iter_predictions(plan, examples, runner, seed=seed, chunk_size=chunk))
+
+
 def _row(
     spec: TaskSpec, example: Example, prediction: str, *, score: float | None, invalid: bool
 ) -> dict[str, Any]:
@@ -361,7 +382,8 @@ def run_task(
     truncated_before = runner.truncated_prompts
     produced: Iterator[dict[str, Any]]
     if isinstance(runner, ShardedRunner):
-        produced = runner.predict(plan, examples, seed=suite.seed)
+        shards = example_shards(examples, runner.shard_size)
+        produced = runner.predict(shards, partial(predict_shard, plan, suite.seed))
     else:
         chunk = int(getattr(runner, "chunk_size", 8))
         produced = iter_predictions(plan, examples, runner, seed=suite.seed, chunk_size=chunk)

@@ -83,6 +83,15 @@ class ReportValue(_Model):
         exclude_if=lambda v: not v,
         description="Resamples in which the value was undefined (left out of the interval).",
     )
+    trials: int | None = Field(
+        None,
+        exclude_if=_is_none,
+        description=(
+            "For a proportion, the examples it is a share of (the group's size for accuracy, "
+            "its positives for the true positive rate, its negatives for the false positive "
+            "rate); absent for other metrics."
+        ),
+    )
 
 
 class GroupReport(_Model):

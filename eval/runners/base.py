@@ -73,21 +73,31 @@ class Runner(Protocol):
         ...
 
 
+# A shard (a JSON list of examples) and a runner to its prediction rows: what a sharded
+# runner calls wherever the shard runs (eval.run.predict_shard, bound to one task). It is
+# pickled to the workers, so a module-level function or a functools.partial of one.
+PredictShard = Callable[[str, Runner], list[dict[str, Any]]]
+
+
 @runtime_checkable
 class ShardedRunner(Protocol):
     """A runner whose prediction step runs elsewhere, shard by shard (the local runner on Ray).
 
-    It is handed a task's examples whole and yields their prediction rows (those of
-    :func:`eval.run.iter_predictions`) in input order.
+    ``eval run`` cuts a task's examples into shards of ``shard_size`` and hands them over
+    with the function that predicts one shard on a runner; the runner yields the rows of
+    every shard in input order.
     """
 
     kind: str
     supports_images: bool
     supports_loglikelihood: bool
     truncated_prompts: int
+    shard_size: int
 
-    def predict(self, plan: Any, examples: Sequence[Any], *, seed: int) -> Iterator[dict[str, Any]]:
-        """Prediction rows of ``examples`` for the task ``plan``, in order."""
+    def predict(
+        self, shards: Sequence[str], predict_shard: PredictShard
+    ) -> Iterator[dict[str, Any]]:
+        """Prediction rows of every shard, in order."""
         ...
 
     def describe(self) -> dict[str, Any]:

@@ -2,12 +2,15 @@
 
 The driver (the process that runs ``eval run``) plans the suite and reads every task's
 examples exactly as without Ray, so ``read = used + rejected`` and a bad row's error are
-the same. The prediction step is then spread: the examples are cut into shards of
-``batch_size`` (the chunks the single-process loop hands :class:`~eval.runners.local.LocalRunner`
-one at a time), the shards go to Ray Data actors through :func:`llm.data.ray_map.map_lines_on_ray`
-(the engine of ``data deid`` and ``data build``), each actor loads the model folder once into
-its own ``LocalRunner`` and runs :func:`eval.run.iter_predictions` on each shard it is given,
-and the rows come back in input order. Every shard is the batch one process would have
+the same. The prediction step is then spread: ``eval run`` cuts the examples into shards of
+``shard_size`` (the chunks the single-process loop hands :class:`~eval.runners.local.LocalRunner`
+one at a time) and hands them over with the function that turns a shard into prediction
+rows on a runner (:func:`eval.run.predict_shard`, bound to the task); the shards go to Ray
+Data actors through :func:`llm.data.ray_map.map_lines_on_ray` (the engine of ``data deid``
+and ``data build``), each actor loads the model folder once into its own ``LocalRunner``
+and calls that function on each shard it is given, and the rows come back in input order.
+This module knows neither tasks nor the prediction loop (``eval.run`` and ``eval.tasks``
+import the runners, not the other way round). Every shard is the batch one process would have
 generated, padded the same way, and an actor runs torch on ``cpus_per_worker`` threads, so
 the completions, scores and everything written from them (``predictions.jsonl``,
 ``report.md``; ``report.json`` but for its times) are byte-identical to a run without Ray
@@ -22,18 +25,14 @@ dataset paths on storage mounted at the same place.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from eval.runners.base import PredictShard
 from llm.errors import BadInputError
-
-if TYPE_CHECKING:
-    from eval.run import TaskPlan
-    from eval.tasks.dataset import Example
 
 # a shard's result: its prediction rows and how many of its prompts were cut to fit
 ShardResult = tuple[list[dict[str, Any]], int]
@@ -45,22 +44,15 @@ class _ShardConfig:
 
     model_path: str
     batch_size: int
-    plan: TaskPlan
-    seed: int
+    predict_shard: PredictShard
     threads: int
 
 
 def shard_predictor(config: _ShardConfig) -> Callable[[str], ShardResult]:
-    """One Ray actor's work: the model loaded once, then the prediction rows of each shard.
-
-    A shard is a JSON list of examples (``dataclasses.asdict`` of
-    :class:`~eval.tasks.dataset.Example`).
-    """
+    """One Ray actor's work: the model loaded once, then the prediction rows of each shard."""
     import torch
 
-    from eval.run import iter_predictions
     from eval.runners.local import LocalRunner
-    from eval.tasks.dataset import Example
 
     # the CPUs Ray reserved for this actor; also what makes its sums those of a process
     # with as many threads (a score's last bits depend on how a reduction is split)
@@ -68,24 +60,11 @@ def shard_predictor(config: _ShardConfig) -> Callable[[str], ShardResult]:
     runner = LocalRunner(config.model_path, batch_size=config.batch_size)
 
     def predict(shard: str) -> ShardResult:
-        examples = [Example(**fields) for fields in json.loads(shard)]
         before = runner.truncated_prompts
-        rows = list(
-            iter_predictions(
-                config.plan, examples, runner, seed=config.seed, chunk_size=runner.chunk_size
-            )
-        )
+        rows = config.predict_shard(shard, runner)
         return rows, runner.truncated_prompts - before
 
     return predict
-
-
-def shards_of(examples: Sequence[Example], size: int) -> list[str]:
-    """The examples cut into shards of ``size`` in order, each a JSON list of examples."""
-    return [
-        json.dumps([asdict(e) for e in examples[i : i + size]], ensure_ascii=False)
-        for i in range(0, len(examples), size)
-    ]
 
 
 class LocalRunnerOnRay:
@@ -143,6 +122,7 @@ class LocalRunnerOnRay:
             raise BadInputError(f"{self.model_path}: the tokenizer has no chat template")
         self.batch_size = batch_size
         self.chunk_size = batch_size
+        self.shard_size = batch_size
         self.address = address
         self.workers = workers
         self.cpus_per_worker = cpus_per_worker
@@ -152,9 +132,9 @@ class LocalRunnerOnRay:
         self._session.enter_context(ray_session(address, num_cpus=workers * cpus_per_worker))
 
     def predict(
-        self, plan: TaskPlan, examples: Sequence[Example], *, seed: int
+        self, shards: Sequence[str], predict_shard: PredictShard
     ) -> Iterator[dict[str, Any]]:
-        """The prediction rows of ``examples``, computed by the actors, in input order.
+        """The prediction rows of ``shards``, computed by the actors, in input order.
 
         Raises:
             BadInputError: what an actor's ``LocalRunner`` raised (a model that does not
@@ -163,10 +143,10 @@ class LocalRunnerOnRay:
         from llm.data.ray_map import map_lines_on_ray
 
         config = _ShardConfig(
-            str(self.model_path), self.batch_size, plan, seed, self.cpus_per_worker
+            str(self.model_path), self.batch_size, predict_shard, self.cpus_per_worker
         )
         results = map_lines_on_ray(
-            shards_of(examples, self.batch_size),
+            list(shards),
             shard_predictor,
             config,
             workers=self.workers,

@@ -15,12 +15,13 @@ block evaluated at once with numpy.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from eval.metrics.functional import (
+    AdditiveMetric,
     FalsePositiveRate,
     Metric,
     MetricInputs,
@@ -62,12 +63,16 @@ class Estimate:
         undefined_resamples: resamples in which the value was undefined (left
             out of the interval).
         note: why the value is undefined, when it is.
+        trials: for a proportion (``Metric.proportion``), the examples it is a share
+            of: the group's size for accuracy, its positives for the true positive
+            rate. ``None`` for other metrics.
     """
 
     value: float
     ci: tuple[float, float] | None = None
     undefined_resamples: int = 0
     note: str | None = None
+    trials: int | None = None
 
 
 @dataclass(frozen=True)
@@ -239,9 +244,18 @@ class SubgroupFrame:
         if np.isnan(value):
             note = UNDEFINED.get(metric, "no examples")
         boot = self.bootstrap_values(attribute, metric)
-        if boot is None:
-            return Estimate(value, None, 0, note)
-        return _with_ci(value, boot[:, group], self.confidence, note)
+        estimate = Estimate(value, None, 0, note)
+        if boot is not None:
+            estimate = _with_ci(value, boot[:, group], self.confidence, note)
+        return replace(estimate, trials=self._trials(attribute, metric, group))
+
+    def _trials(self, attribute: str, metric: str, group: int) -> int | None:
+        """The examples a proportion is a share of in one group (``None``: not a proportion)."""
+        computed = self._computed[metric]
+        if not (computed.proportion and isinstance(computed, AdditiveMetric)):
+            return None
+        stats = self.table.group_stats(computed, attribute, group)
+        return round(float(computed.successes_trials(stats)[1]))
 
     @property
     def overall(self) -> dict[str, Estimate]:

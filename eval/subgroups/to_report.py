@@ -38,6 +38,7 @@ def report_value(estimate: Estimate) -> ReportValue:
         ci=_interval(estimate.ci),
         note=estimate.note or None,
         undefined_resamples=estimate.undefined_resamples,
+        trials=estimate.trials,
     )
 
 

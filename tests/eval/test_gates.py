@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from eval.gates import check_gates, evaluate_gates, load_gates
-from eval.report.model import ReportValue, SubgroupReport
+from eval.report.model import ReportValue, SubgroupReport, read_report
+from eval.subgroups.analysis import analyze_subgroups, make_config
 from llm.errors import BadInputError, RecordError
+from tests.eval.synthetic import write_predictions
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -334,3 +336,47 @@ def test_judge_ci_needs_intervals_and_no_use(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="judge ci needs --bootstrap"):
         check_gates(load_gates(path), path=path, metrics=["accuracy"], attributes=["g"],
                     bootstrap=False, binary=False)  # fmt: skip
+
+
+def test_judge_ci_widens_a_rate_on_its_own_trials_not_the_group_size(tmp_path: Path) -> None:
+    """A group with 2 positives, both missed, has TPR [0, 0] by the bootstrap: not evidence.
+
+    Seen in the demo: a Self-pay group of 28 with about 2 readmissions failed a
+    TPR floor under ``judge: ci`` in the run with the bias and in the control.
+    """
+
+    def rows(group: str, positives: int, negatives: int, found: int) -> list[dict[str, Any]]:
+        out = []
+        for i in range(positives + negatives):
+            positive = i < positives
+            prediction = "yes" if (positive and i < found) else "no"
+            out.append({"id": f"{group}{i}", "prediction": prediction,
+                        "reference": "yes" if positive else "no",
+                        "demographics": {"payer": group}})  # fmt: skip
+        return out
+
+    # "few": 2 positives, both missed; "many": 40 positives, 30 found
+    data = rows("few", 2, 26, 0) + rows("many", 40, 60, 30)
+    path = write_predictions(tmp_path / "predictions.jsonl", data)
+    gates = _write(
+        tmp_path,
+        "- {attribute: payer, metric: true_positive_rate, rule: min_value, threshold: 0.5,"
+        " judge: ci}\n",
+    )
+    config = make_config(predictions=path, attributes=["payer"], positive_label="yes",
+                         metrics=["true_positive_rate"], bootstrap=200, min_group_size=10,
+                         gates=gates, out=tmp_path / "out")  # fmt: skip
+    analyze_subgroups(config)
+    report = read_report(tmp_path / "out")
+    few = report.by_attribute["payer"].groups["few"].metrics["true_positive_rate"]
+    assert few.value == 0.0 and few.trials == 2 and few.ci == (0.0, 0.0)
+    (gate,) = report.gates
+    wilson_high_0_of_2 = 0.6576  # Wilson 95% upper bound of 0/2
+    assert gate.passed and gate.group == "few"
+    assert gate.observed == pytest.approx(wilson_high_0_of_2, abs=1e-3)
+    # the same miss rate on 30 positives is evidence: the gate fails
+    data = rows("few", 30, 26, 0) + rows("many", 40, 60, 30)
+    write_predictions(path, data)
+    analyze_subgroups(config)
+    (gate,) = read_report(tmp_path / "out").gates
+    assert not gate.passed and gate.group == "few"

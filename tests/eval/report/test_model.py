@@ -54,9 +54,12 @@ def test_report_json_keys_follow_the_contract(tmp_path: Path) -> None:
     assert report["metrics"] == METRICS and report["n"] == 400
     assert report["positive_label"] == "yes" and report["passed"] is True
     assert report["gates"] == []
-    for metric in METRICS:
-        assert set(report["overall"][metric]) == {"value", "ci"}
+    for metric in METRICS:  # proportions also say what they are a share of: "trials"
+        assert set(report["overall"][metric]) == {"value", "ci", "trials"}
         assert len(report["overall"][metric]["ci"]) == 2
+    trials = {m: report["overall"][m]["trials"] for m in METRICS}
+    assert trials["accuracy"] == 400
+    assert trials["true_positive_rate"] + trials["false_positive_rate"] == 400
     assert list(report["by_attribute"]) == ["sex", "age_band", "sex*race_ethnicity"]
     for attribute, block in report["by_attribute"].items():
         assert set(block) == {"groups", "disparity"}
