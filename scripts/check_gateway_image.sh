@@ -5,6 +5,10 @@
 #   MODEL_DIR=build/models/tiny-clinical TORCH_WHEEL=/path/torch-2.13.0+cpu-cp311-...whl \
 #     scripts/check_gateway_image.sh
 #
+# TORCH_WHEEL=pip takes torch (the version in .venv) and its dependencies from the machine's
+# package index with `pip download` (what CI does: .ci/run). Exit status: 0 when every check
+# passes, 75 when no container engine can be started here (nothing was built), 1 otherwise.
+#
 # Needs root (dockerd, debootstrap), Debian's docker.io and debootstrap packages, and this
 # project's .venv (key generation). What it does, each step because of what cannot be reached:
 #   1. a Docker daemon: the one at DOCKER_HOST if it answers, else dockerd started here with its
@@ -58,6 +62,10 @@ step() { echo "== $*"; }
 fail() { echo "FAILED: $*" >&2; exit 1; }
 
 # 1. a daemon
+if ! command -v dockerd >/dev/null 2>&1 && ! docker info >/dev/null 2>&1; then
+    echo "NO ENGINE: neither a daemon at DOCKER_HOST nor dockerd (apt-get install docker.io)" >&2
+    exit 75
+fi
 if ! docker info >/dev/null 2>&1; then
     step "starting dockerd (data root $WORK/docker-root)"
     mkdir -p "$WORK/docker-root" "$WORK/docker-exec"
@@ -67,7 +75,10 @@ if ! docker info >/dev/null 2>&1; then
     started_dockerd=1
     export DOCKER_HOST="unix://$WORK/docker.sock"
     for _ in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
-    docker info >/dev/null 2>&1 || fail "dockerd did not start: $(tail -5 "$WORK/dockerd.log")"
+    if ! docker info >/dev/null 2>&1; then
+        echo "NO ENGINE: dockerd did not start: $(tail -5 "$WORK/dockerd.log")" >&2
+        exit 75
+    fi
 fi
 docker info --format 'daemon {{.ServerVersion}}, storage {{.Driver}}'
 
@@ -86,13 +97,19 @@ fi
 # 3. torch's CPU build from a local index
 torch_index=https://download.pytorch.org/whl/cpu
 if [ -n "$TORCH_WHEEL" ]; then
-    step "local torch index with $(basename "$TORCH_WHEEL")"
     rm -rf "$WORK/wheels" "$WORK/index"
     mkdir -p "$WORK/wheels"
-    cp "$TORCH_WHEEL" "$WORK/wheels/"
-    "$REPO/.venv/bin/python" -m pip download --quiet --only-binary :all: --python-version 3.11 \
-        --platform manylinux_2_28_x86_64 --dest "$WORK/wheels" \
-        filelock fsspec jinja2 networkx setuptools sympy typing-extensions
+    pip_download=("$REPO/.venv/bin/python" -m pip download --quiet --only-binary :all:
+        --python-version 3.11 --platform manylinux_2_28_x86_64 --dest "$WORK/wheels")
+    if [ "$TORCH_WHEEL" = pip ]; then
+        torch_version=$("$REPO/.venv/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])')
+        step "local torch index with torch==$torch_version from pip's index"
+        "${pip_download[@]}" "torch==$torch_version"  # its dependencies come with it
+    else
+        step "local torch index with $(basename "$TORCH_WHEEL")"
+        cp "$TORCH_WHEEL" "$WORK/wheels/"
+        "${pip_download[@]}" filelock fsspec jinja2 networkx setuptools sympy typing-extensions
+    fi
     for wheel in "$WORK"/wheels/*.whl; do  # one folder per project: a PEP 503 simple index
         project=$(basename "$wheel" | cut -d- -f1 | tr '[:upper:]_.' '[:lower:]--')
         mkdir -p "$WORK/index/$project"
