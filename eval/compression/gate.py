@@ -63,6 +63,22 @@ class GateOutcome:
         """True when no subgroup lost more than the margin."""
         return not self.failures
 
+    def verdict(self) -> str:
+        """``pass``, or ``FAIL`` with the failing group that lost most (and how many more).
+
+        The group named is the gate's own: the largest loss by the judged value
+        (no interval first), which need not be the group with the largest point loss.
+        """
+        if self.passed:
+            return "pass"
+        first = min(
+            self.failures, key=lambda f: float("-inf") if f.observed is None else f.observed
+        )
+        more = len(self.failures) - 1
+        return f"FAIL: {first.attribute}={first.group} ({first.task})" + (
+            f" and {more} more" if more else ""
+        )
+
     def as_json(self) -> dict[str, Any]:
         """The gate's entry in ``report.json``."""
         return {

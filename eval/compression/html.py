@@ -32,7 +32,7 @@ of a process that loads the model and generates.</p>
 {% for row in rows %}<tr><td>{{ row.name }}</td><td>{{ row.runtime }}</td><td>{{ row.mb }}</td>
 <td>{{ row.size }}</td><td>{{ row.peak }}</td><td>{{ row.tps }}</td><td>{{ row.speedup }}</td>
 <td>{{ row.first }}</td>
-<td class="{{ 'fail' if row.gate == 'FAIL' else '' }}">{{ row.gate }}</td></tr>{% endfor %}
+<td class="{{ 'fail' if row.failed else '' }}">{{ row.gate }}</td></tr>{% endfor %}
 </table>
 {% for v in failures %}<h3>{{ v.name }}: failed</h3><ul>
 {% for f in v.lines %}<li>{{ f }}</li>{% endfor %}</ul>{% endfor %}
@@ -50,7 +50,7 @@ def _data_url(png: bytes) -> str:
 def render_html(report: CompressionReport) -> str:
     """The report as one self-contained HTML page."""
     base = report.base_speed
-    rows = [
+    rows: list[dict[str, str | bool]] = [
         {
             "name": "base",
             "runtime": runtime_name(report.base_runtime),
@@ -61,6 +61,7 @@ def render_html(report: CompressionReport) -> str:
             "speedup": "1.00",
             "first": f"{1000 * base.first_token_s:.0f}",
             "gate": "",
+            "failed": False,
         }
     ]
     for v in report.variants:
@@ -74,7 +75,8 @@ def render_html(report: CompressionReport) -> str:
                 "tps": f"{v.speed.tokens_per_s:.1f}",
                 "speedup": f"{v.speed.tokens_per_s / base.tokens_per_s:.2f}",
                 "first": f"{1000 * v.speed.first_token_s:.0f}",
-                "gate": "pass" if v.gate.passed else "FAIL",
+                "gate": v.gate.verdict(),
+                "failed": not v.gate.passed,
             }
         )
     gate = report.variants[0].gate if report.variants else None

@@ -127,7 +127,7 @@ def render_markdown(report: CompressionReport) -> str:
         "Peak memory: resident set of a process that loads the model and generates.",
         "",
         "| model | runtime | weights | size × | peak memory | tokens/s | speed × | first token "
-        "| worst group (task) | gate |",
+        "| loses most (task) | gate |",
         "|---|---|---|---|---|---|---|---|---|---|",
         f"| base | {runtime_name(report.base_runtime)} | {_mb(report.base_weights_bytes)} | 1.00 | "
         f"{_mb(report.base_memory.peak_rss_bytes)} | {report.base_speed.tokens_per_s:.1f} | 1.00 | "
@@ -145,7 +145,7 @@ def render_markdown(report: CompressionReport) -> str:
             f"{_mb(v.memory.peak_rss_bytes)} | {v.speed.tokens_per_s:.1f} | "
             f"{v.speed.tokens_per_s / report.base_speed.tokens_per_s:.2f} | "
             f"{1000 * v.speed.first_token_s:.0f} ms | {named} | "
-            f"{'pass' if v.gate.passed else 'FAIL'} |"
+            f"{v.gate.verdict()} |"
         )
     for v in report.variants:
         lines += ["", f"## {v.name}", ""]

@@ -84,6 +84,13 @@ def test_a_variant_that_hurts_one_group_fails_the_gate_while_overall_holds() -> 
     assert ("sex", "female") in failed
     assert ("sex", "male") not in failed
     assert all(f.observed is not None and f.observed < -0.02 for f in outcome.failures)
+    # the verdict names the failure that lost most by the judged value, and counts the rest
+    first = min(outcome.failures, key=lambda f: f.observed or 0.0)
+    more = len(outcome.failures) - 1
+    assert outcome.verdict() == (
+        f"FAIL: {first.attribute}={first.group} (diagnosis)" + (f" and {more} more" if more else "")
+    )
+    assert check_compression_gate([_changes(BASE, bootstrap=200)], margin=0.02).verdict() == "pass"
 
 
 def test_an_unchanged_variant_passes() -> None:

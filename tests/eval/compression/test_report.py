@@ -80,7 +80,8 @@ def test_report_names_the_losing_group_and_the_failed_variant(tmp_path: Path) ->
     )
     assert "| same | openvino bf16 | 0.0 MB |" in markdown
     assert "| base | torch | 0.0 MB | 1.00 | 1200.0 MB |" in markdown
-    assert "| FAIL |" in markdown and "| same |" in markdown
+    # the gate names its own failing group, the one that lost most by the judged value
+    assert "| FAIL: sex=female (diagnosis) |" in markdown and "| same |" in markdown
     assert "diagnosis: sex=female: ci change" in markdown
 
 
@@ -90,5 +91,5 @@ def test_html_inlines_both_figures_and_names_the_failure(tmp_path: Path) -> None
     assert len(images) == 2  # one task: changes per subgroup, accuracy-size frontier
     assert all(base64.b64decode(png).startswith(PNG_SIGNATURE) for png in images)
     assert "diagnosis: sex=female: ci change" in html
-    assert '<td class="fail">FAIL</td>' in html
+    assert '<td class="fail">FAIL: sex=female (diagnosis)</td>' in html
     assert "<td>openvino bf16</td>" in html and "<td>1200</td>" in html
