@@ -24,6 +24,7 @@ COMPONENTS: dict[str, str] = {
     "triton": "pip install '.[triton]'",
     "openvino": "pip install '.[openvino]'; the export venv: python scripts/openvino_env.py",
     "openai": "pip install '.[serve]'",
+    "llmcompressor": "the llm-compressor venv: python scripts/llmcompressor_env.py",
     "chromium": "apt-get install -y chromium",
     "tesseract": "apt-get install -y tesseract-ocr; pip install '.[deid-images]'",
     "deid-data": "pip install '.[dev]'",

@@ -42,11 +42,27 @@ def make(
         ...,
         "--method",
         help="int8-dynamic | int4-weight-only | prune-unstructured | prune-2:4 | "
-        "openvino-fp32 | openvino-int8 | openvino-int4 (OpenVINO IR, exported in its own venv).",
+        "openvino-fp32 | openvino-int8 | openvino-int4 (OpenVINO IR, exported in its own venv) | "
+        "llmcompressor-w8a8 | llmcompressor-w4a16 (GPTQ, calibrated; compressed-tensors for "
+        "vLLM; quantised in its own venv).",
     ),
     sparsity: float | None = typer.Option(None, "--sparsity", help=_help("sparsity")),
     group_size: int | None = typer.Option(
-        None, "--group-size", help=_help("group_size") + " Default 32; openvino-int4: 64."
+        None,
+        "--group-size",
+        help=_help("group_size") + " Default 32; openvino-int4 and llmcompressor-w4a16: 64.",
+    ),
+    calibration_data: Path | None = typer.Option(
+        None,
+        "--calibration-data",
+        help="llmcompressor-*: task datasets folder (<task>/train.jsonl); only the train "
+        "split is read.",
+    ),
+    calibration_samples: int = typer.Option(
+        64, "--calibration-samples", min=1, help="llmcompressor-*: train conversations used."
+    ),
+    max_seq_length: int = typer.Option(
+        512, "--max-seq-length", min=16, help="llmcompressor-*: tokens kept per conversation."
     ),
     out: Path = typer.Option(
         ...,
@@ -58,9 +74,28 @@ def make(
     from pydantic import ValidationError
 
     from llm.compress.folder import compress_model
+    from llm.compress.llmcompressor import is_llmcompressor_method
     from llm.compress.methods import CompressionSpec
     from llm.compress.openvino import is_openvino_method
 
+    if is_llmcompressor_method(method):
+        if sparsity is not None:
+            raise BadInputError(f"compress make: --sparsity does not apply to {method}")
+        if calibration_data is None:
+            raise BadInputError(
+                f"compress make: {method} is calibrated; give --calibration-data "
+                "(the task datasets folder, e.g. build/<run>/datasets)"
+            )
+        settings: dict[str, Any] = {
+            "method": method,
+            "group_size": group_size,
+            "calibration_samples": calibration_samples,
+            "max_seq_length": max_seq_length,
+        }
+        _make_llmcompressor(source, settings, calibration_data, out)
+        return
+    if calibration_data is not None:
+        raise BadInputError(f"compress make: --calibration-data does not apply to {method}")
     if is_openvino_method(method):
         _make_openvino(source, method, sparsity, group_size, out)
         return
@@ -102,6 +137,29 @@ def _make_openvino(
     print_summary(
         f"{spec.name}: IR {size / 1e6:.1f} MB ({size / before:.2f}× of {before / 1e6:.1f} MB) "
         f"in {result.manifest['seconds']:.1f} s: {out}/ (manifest.json)"
+    )
+
+
+def _make_llmcompressor(
+    source: Path, fields: dict[str, Any], calibration_data: Path, out: Path
+) -> None:
+    from pydantic import ValidationError
+
+    from llm.compress.llmcompressor import LLMCompressorSpec, quantize_llmcompressor
+
+    try:
+        spec = LLMCompressorSpec.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"] for e in exc.errors())
+        raise BadInputError(f"compress make: {problems}") from exc
+    err_console.print(f"quantising {source} with llm-compressor ({spec.name}) ...", highlight=False)
+    result = quantize_llmcompressor(source, out, spec, datasets=calibration_data)
+    size = result.manifest["size"]["weights_bytes"]
+    before = result.manifest["source"]["size"]["weights_bytes"]
+    print_summary(
+        f"{spec.name}: weights {size / 1e6:.1f} MB ({size / before:.2f}× of "
+        f"{before / 1e6:.1f} MB), calibrated on {result.manifest['calibration']['samples']} "
+        f"train conversations, in {result.manifest['seconds']:.1f} s: {out}/ (manifest.json)"
     )
 
 
