@@ -1,18 +1,22 @@
 """``compress make --method llmcompressor-*``: the spec, the calibration rows, real quantisations.
 
-The real ones run llm-compressor's oneshot in ``build/llmcompressor-venv`` (skipped, naming
-the component, where it is not built: ``python scripts/llmcompressor_env.py``) on the
-compress tests' tiny Llama, and vLLM loads what they wrote.
+The real ones run llm-compressor's oneshot in ``build/llmcompressor-venv`` (built by the
+first of them, as the OpenVINO tests build theirs; skipped, naming the component, where it
+cannot be built) on a tiny Llama shaped for vLLM's CPU attention, and vLLM loads what they
+wrote.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
+from filelock import FileLock
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
@@ -28,6 +32,9 @@ from llm.compress.llmcompressor_env import default_venv, missing_reason
 from llm.errors import BadInputError
 from tests.models.conftest import chat_tokenizer  # noqa: F401  (fixture)
 from tests.real_components import reason, skip_without
+from tests.train.fixtures import session_dir
+
+REPO = Path(__file__).resolve().parents[2]
 
 TEXT = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
 IMAGE = {
@@ -168,13 +175,27 @@ def vllm_shaped_model(tmp_path_factory: pytest.TempPathFactory, chat_tokenizer: 
 _QUANTIZED: dict[str, tuple[Path, dict[str, Any]]] = {}
 
 
+def ensure_llmcompressor_venv_or_skip(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Build or reuse build/llmcompressor-venv (as the OpenVINO tests build theirs); skip,
+    naming the component, where it cannot be built (no package index)."""
+    if missing_reason(default_venv()) is None:
+        return
+    with FileLock(str(session_dir(tmp_path_factory) / "llmcompressor-venv.lock")):
+        try:
+            subprocess.run(
+                [sys.executable, str(REPO / "scripts" / "llmcompressor_env.py")],
+                check=True,
+                timeout=1800,
+            )
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            skip_without("llmcompressor", f"cannot build the llm-compressor venv: {exc}")
+
+
 def _quantized(
     tmp_path_factory: pytest.TempPathFactory, source: Path, method: str
 ) -> tuple[Path, dict[str, Any]]:
     """``source`` quantised by ``method`` (once per module: the oneshot takes ~10 s)."""
-    missing = missing_reason(default_venv())
-    if missing:
-        skip_without("llmcompressor", missing)
+    ensure_llmcompressor_venv_or_skip(tmp_path_factory)
     if method not in _QUANTIZED:
         root = tmp_path_factory.mktemp(method)
         datasets = _datasets(root / "data", {"a": [TEXT] * 4, "b": [TEXT] * 4})
