@@ -36,8 +36,10 @@ from tests.train.fixtures import session_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
-TEXT = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
-IMAGE = {
+TEXT: dict[str, Any] = {
+    "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+}
+IMAGE: dict[str, Any] = {
     "messages": [
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "q"}]},
         {"role": "assistant", "content": [{"type": "text", "text": "a"}]},
@@ -45,7 +47,7 @@ IMAGE = {
 }
 
 
-def _datasets(root: Path, rows: dict[str, list[dict[str, object]]]) -> Path:
+def _datasets(root: Path, rows: dict[str, list[dict[str, Any]]]) -> Path:
     for task, task_rows in rows.items():
         (root / task).mkdir(parents=True)
         lines = [json.dumps({**row, "task": task, "n": i}) for i, row in enumerate(task_rows)]
@@ -91,7 +93,9 @@ def test_calibration_never_reads_other_splits(tmp_path: Path) -> None:
 def test_calibration_file_holds_chat_tokens_cut_to_the_length(
     tmp_path: Path, source_model: Path
 ) -> None:
-    long = {"messages": [{"role": "user", "content": "word " * 400}, TEXT["messages"][1]]}
+    long: dict[str, Any] = {
+        "messages": [{"role": "user", "content": "word " * 400}, TEXT["messages"][1]]
+    }
     datasets = _datasets(tmp_path / "data", {"a": [TEXT, long]})
     spec = LLMCompressorSpec(method="llmcompressor-w8a8", calibration_samples=2, max_seq_length=32)
     out = tmp_path / "calibration.jsonl"
