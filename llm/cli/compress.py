@@ -1,6 +1,7 @@
-"""``clinical-llm compress make|report``: compressed model folders, and who pays for them.
+"""``clinical-llm compress make|recover|report``: compressed model folders, and who pays.
 
-``make`` writes one compressed variant of a model folder (:mod:`llm.compress`); ``report``
+``make`` writes one compressed variant of a model folder (:mod:`llm.compress`); ``recover``
+fine-tunes a pruned one briefly with a recipe (:mod:`llm.train`), keeping its zeros; ``report``
 evaluates the uncompressed model and its variants with an eval suite and writes the
 comparison by subgroup (:mod:`eval.compression`). docs/compression.md.
 """
@@ -161,6 +162,140 @@ def _make_llmcompressor(
         f"{before / 1e6:.1f} MB), calibrated on {result.manifest['calibration']['samples']} "
         f"train conversations, in {result.manifest['seconds']:.1f} s: {out}/ (manifest.json)"
     )
+
+
+@compress_app.command("recover")
+def recover(
+    pruned: Path = typer.Argument(
+        ..., help="A pruned model folder (compress make --method prune-unstructured | prune-2:4)."
+    ),
+    recipe: Path | None = typer.Option(
+        None,
+        "--recipe",
+        help="Fine-tune PRUNED with this recipe (recipes/*.yaml), in this process: its "
+        "model.base becomes PRUNED and method.keep_zeros true (lora and full both work).",
+    ),
+    run: Path | None = typer.Option(
+        None,
+        "--run",
+        help="Instead of --recipe: a finished run that fine-tuned PRUNED (its "
+        "training.output_dir), e.g. one launched with accelerate on several processes.",
+    ),
+    datasets: Path | None = typer.Option(
+        None,
+        "--datasets",
+        help="Task datasets folder (sets data.dataset_dir); the recipe trains on its train "
+        "split and evaluates on validation, never test.",
+    ),
+    steps: int | None = typer.Option(
+        None, "--steps", min=1, help="Optimizer steps (sets training.max_steps): keep it short."
+    ),
+    overrides: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Override one recipe value, key.sub=value (as `clinical-llm train --set`).",
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Recovered model folder to write (new, empty, or an earlier compress output). "
+        "The run goes to OUT.run/ unless --set training.output_dir=... says otherwise.",
+    ),
+) -> None:
+    """Fine-tune a pruned model briefly, keeping its zeros; write it as a compressed variant.
+
+    The fine-tune uses one of the project's recipes. A full fine-tune keeps the pruned
+    weights at zero by masking their gradients; a LoRA is merged, and the pruned weights
+    are zeroed again (the manifest says how much of its change that kept). The folder
+    goes to `compress report` beside the others.
+    """
+    from llm.compress.recover import pruning_of, write_recovered
+
+    if (recipe is None) == (run is None):
+        raise BadInputError("compress recover: give either --recipe (train now) or --run")
+    if run is not None and (datasets is not None or steps is not None or overrides):
+        raise BadInputError(
+            "compress recover: --datasets, --steps and --set configure a new run; "
+            "--run takes a finished one as it is"
+        )
+    pruning = pruning_of(pruned)
+    if recipe is not None:
+        run = _recovery_run(pruned, recipe, datasets, steps, overrides, out)
+    assert run is not None
+    recovery = _run_summary(run, pruned)
+    export = out.parent / f".{out.name}.export"
+    from llm.export import export_run
+
+    try:
+        with err_console.status(f"exporting {run}"):
+            export_run(run, export, merge=recovery["method"] in ("lora", "qlora"))
+        with err_console.status("setting the pruned weights back to zero"):
+            result = write_recovered(pruned, export, out, recovery)
+    finally:
+        import shutil
+
+        shutil.rmtree(export, ignore_errors=True)
+    mask = result.manifest["compression"]["recovery"]["mask"]
+    print_summary(
+        f"{pruning['name']} recovered by {recovery['method']} ({recovery['steps']} steps, "
+        f"train loss {recovery['train_loss']}): {mask['zeros']:,} zeros kept, "
+        f"{mask['moved']:,} set back ({mask['delta_kept']:.0%} of the fine-tune's change "
+        f"kept): {out}/ (manifest.json)"
+    )
+
+
+def _recovery_run(
+    pruned: Path,
+    recipe: Path,
+    datasets: Path | None,
+    steps: int | None,
+    overrides: list[str],
+    out: Path,
+) -> Path:
+    """Train the recovery run of ``pruned`` with ``recipe`` in this process; its folder."""
+    from llm.train.recipe import load_recipe
+
+    ours = [
+        f"training.output_dir={out.parent / (out.name + '.run')}",
+        *([f"data.dataset_dir={datasets}"] if datasets is not None else []),
+        *([f"training.max_steps={steps}", "training.num_epochs=null"] if steps else []),
+        *overrides,  # the user's win, but for the two below
+        f"model.base={pruned}",
+        "method.keep_zeros=true",
+    ]
+    loaded = load_recipe(recipe, ours)
+    from llm.train.trainer import run_training
+
+    err_console.print(
+        f"recovery fine-tune of {pruned} ({recipe}, {loaded.method.kind}) -> "
+        f"{loaded.training.output_dir}",
+        highlight=False,
+    )
+    return run_training(loaded).output_dir
+
+
+def _run_summary(run: Path, pruned: Path) -> dict[str, Any]:
+    """What the manifest records of the recovery run; refuse a run of another model."""
+    from llm.files import read_json_object
+
+    manifest = read_json_object(run / "manifest.json", what="training run manifest")
+    base = Path(manifest["model"]["base"])
+    if base.resolve() != pruned.resolve():
+        raise BadInputError(
+            f"{run}: fine-tuned {base}, not {pruned}; recover the folder the run started from"
+        )
+    config = manifest.get("config", {})
+    results = manifest.get("results", {})
+    return {
+        "run": str(run.resolve()),
+        "method": manifest["model"]["method"],
+        "keep_zeros": bool(config.get("method", {}).get("keep_zeros", False)),
+        "dataset_dir": config.get("data", {}).get("dataset_dir"),
+        "tasks": config.get("data", {}).get("tasks"),
+        "steps": results.get("global_step"),
+        "train_loss": results.get("final_train_loss"),
+        "eval_loss": results.get("final_eval_loss"),
+    }
 
 
 def _progress(items: Iterable[Any], total: int | None, description: str) -> Iterable[Any]:

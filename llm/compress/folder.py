@@ -34,8 +34,8 @@ from llm.models.loading import build_meta_model, check_model_folder, load_causal
 MANIFEST_KIND = "model-compress"
 LIBRARIES = ("torch", "torchao", "transformers", "safetensors")
 # files of the source the compressed folder gets anew (weights, config) or must not carry
-_REWRITTEN = ("config.json", "generation_config.json", "manifest.json")
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+REWRITTEN = ("config.json", "generation_config.json", "manifest.json")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,19 @@ def folder_size(folder: Path) -> dict[str, int]:
     }
 
 
-def _check_out(out: Path) -> None:
+def copy_side_files(source: Path, stage: Path, written: tuple[str, ...] = REWRITTEN) -> None:
+    """Copy ``source``'s files that are neither weights nor ``written`` anew into ``stage``.
+
+    They are the tokenizer, the chat template and the like, which every variant keeps as
+    they were.
+    """
+    for path in sorted(source.iterdir()):
+        if path.is_file() and path.name not in written and path.suffix not in WEIGHT_SUFFIXES:
+            shutil.copy2(path, stage / path.name)
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``--out`` that holds anything but an earlier ``compress`` output."""
     if out.exists() and any(out.iterdir()):
         earlier = earlier_manifest(out)
         if earlier is None or earlier.get("kind") != MANIFEST_KIND:
@@ -69,7 +81,8 @@ def _check_out(out: Path) -> None:
             )
 
 
-def _check_source(source: Path) -> dict[str, Any]:
+def check_source(source: Path) -> dict[str, Any]:
+    """The config of an unquantised model folder; refuse an already quantised one."""
     config = read_json_object(source / "config.json", what="model config")
     if "quantization_config" in config:
         raise BadInputError(
@@ -118,9 +131,7 @@ def _compress_into(source: Path, stage: Path, spec: CompressionSpec) -> dict[str
         model, _ = load_causal_lm(source)
         details["pruning"] = prune(model, spec)
     model.save_pretrained(stage, safe_serialization=True)
-    for path in sorted(source.iterdir()):
-        if path.is_file() and path.name not in _REWRITTEN and path.suffix not in _WEIGHT_SUFFIXES:
-            shutil.copy2(path, stage / path.name)
+    copy_side_files(source, stage)
     return details
 
 
@@ -144,8 +155,8 @@ def compress_model(source: str | Path, out: str | Path, spec: CompressionSpec) -
     started = now_utc()
     source_dir = check_model_folder(source)
     out_dir = Path(out)
-    _check_out(out_dir)
-    _check_source(source_dir)
+    check_out(out_dir)
+    check_source(source_dir)
     libraries = library_versions(LIBRARIES)
 
     def fill(stage: Path) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -33,7 +32,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llm.compress.folder import _check_out, _check_source, folder_size, write_compressed_folder
+from llm.compress.folder import (
+    REWRITTEN,
+    check_out,
+    check_source,
+    copy_side_files,
+    folder_size,
+    write_compressed_folder,
+)
 from llm.compress.llmcompressor_env import (
     LLMCOMPRESSOR_VERSION,
     default_venv,
@@ -50,8 +56,7 @@ ONESHOT_SCRIPT = Path(__file__).with_name("llmcompressor_oneshot.py")
 ONESHOT_TIMEOUT_S = 3600
 CALIBRATION_SPLIT = "train"
 # files llm-compressor writes itself; the source's other non-weight files are copied over
-_WRITTEN = ("config.json", "generation_config.json", "manifest.json", "recipe.yaml")
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+_WRITTEN = (*REWRITTEN, "recipe.yaml")
 
 
 class LLMCompressorSpec(BaseModel):
@@ -285,8 +290,8 @@ def quantize_llmcompressor(
         raise BadInputError(missing)
     source_dir = check_model_folder(source).resolve()
     out_dir = Path(out)
-    _check_out(out_dir)
-    _check_source(source_dir)
+    check_out(out_dir)
+    check_source(source_dir)
     datasets_dir = Path(datasets)
     train_files(datasets_dir)
 
@@ -296,9 +301,7 @@ def quantize_llmcompressor(
             calibration = write_calibration(source_dir, datasets_dir, spec, calibration_file)
             command = oneshot_command(venv_python(venv), source_dir, stage, calibration_file, spec)
             summary = _run_oneshot(command, source_dir)
-        for path in sorted(source_dir.iterdir()):
-            if path.is_file() and path.name not in _WRITTEN and path.suffix not in _WEIGHT_SUFFIXES:
-                shutil.copy2(path, stage / path.name)
+        copy_side_files(source_dir, stage, _WRITTEN)
         return {
             "format": "compressed-tensors",
             "compression": {"name": spec.name, **spec.model_dump(mode="json")},

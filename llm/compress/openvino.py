@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llm.compress.folder import _check_out, _check_source, write_compressed_folder
+from llm.compress.folder import check_out, check_source, write_compressed_folder
 from llm.compress.openvino_env import OPENVINO_VERSION, ensure_openvino_venv, wanted_stamp
 from llm.errors import BadInputError
 from llm.manifest import now_utc
@@ -174,8 +174,8 @@ def export_openvino(
     started = now_utc()
     source_dir = check_model_folder(source)
     out_dir = Path(out)
-    _check_out(out_dir)
-    _check_source(source_dir)
+    check_out(out_dir)
+    check_source(source_dir)
     try:
         python = ensure_openvino_venv(venv)
     except subprocess.CalledProcessError as exc:

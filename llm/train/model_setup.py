@@ -220,7 +220,33 @@ def count_parameters(model: Any) -> tuple[int, int]:
     return trainable, total
 
 
-def load_model(recipe: Recipe, *, precision: str, deepspeed: bool = False) -> LoadedModel:
+def _keep_zeros(model: Any, recipe: Recipe, deepspeed_stage: int | None) -> None:
+    """``method.keep_zeros`` for a full fine-tune: mask the zero weights' gradients."""
+    from llm.models.sparsity import keep_zeros_in_training, zero_count
+
+    if deepspeed_stage == 3:
+        raise BadInputError(
+            "method.keep_zeros: DeepSpeed ZeRO-3 partitions the weights, so their zeros "
+            "cannot be masked; run the recovery fine-tune with ZeRO-2 (deepspeed: "
+            "recipes/deepspeed/zero2.json), or in one process (`clinical-llm compress recover`)"
+        )
+    masks = keep_zeros_in_training(model)
+    if not masks:
+        log.warning(
+            "method.keep_zeros: %s has no zero weights (not a pruned model); nothing is kept",
+            recipe.model.base,
+        )
+        return
+    log.info(
+        "method.keep_zeros: %s zero weights in %d linear layers stay zero (gradients masked)",
+        f"{zero_count(masks):,}",
+        len(masks),
+    )
+
+
+def load_model(
+    recipe: Recipe, *, precision: str, deepspeed: bool = False, deepspeed_stage: int | None = None
+) -> LoadedModel:
     """Load the recipe's base model and prepare it for its method.
 
     Args:
@@ -228,13 +254,16 @@ def load_model(recipe: Recipe, *, precision: str, deepspeed: bool = False) -> Lo
         precision: from :func:`training_precision`.
         deepspeed: DeepSpeed will wrap the model (trainable parameters then take
             the run's precision instead of fp32, see :func:`cast_trainable`).
+        deepspeed_stage: its ZeRO stage (None without DeepSpeed).
 
     Returns:
-        The model (adapters applied for lora/qlora, KV cache off) and its tokenizer.
+        The model (adapters applied for lora/qlora, KV cache off, zero weights kept for
+        ``method.keep_zeros``) and its tokenizer.
 
     Raises:
         BadInputError: the base folder cannot be loaded, the quantisation cannot
-            run here, or the adapter targets match nothing.
+            run here, the adapter targets match nothing, or ``method.keep_zeros`` asks
+            for a full fine-tune under ZeRO-3.
     """
     from llm.models.loading import Quantization, load_causal_lm, load_vision_language_model
 
@@ -270,6 +299,8 @@ def load_model(recipe: Recipe, *, precision: str, deepspeed: bool = False) -> Lo
         register_varlen_sdpa()
     model.set_attn_implementation(recipe.model.attn_implementation)
     _disable_cache(model)
+    if recipe.method.keep_zeros and recipe.method.kind == "full":
+        _keep_zeros(model, recipe, deepspeed_stage)
     if recipe.method.kind in ("lora", "qlora"):
         model = apply_adapters(model, recipe)
         cast_trainable(model, TORCH_DTYPES[precision] if deepspeed else torch.float32)

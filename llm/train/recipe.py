@@ -225,6 +225,14 @@ class MethodSection(_Section):
     quantization: QuantizationSettings | None = Field(
         None, description="4-bit settings for qlora (defaults apply when left out)."
     )
+    keep_zeros: bool = Field(
+        False,
+        description="Keep the base's zero weights at zero: the recovery fine-tune of a pruned "
+        "model (`clinical-llm compress recover`). full: their gradients are masked, so they "
+        "stay exactly 0 (not under DeepSpeed ZeRO-3, where weights are partitioned). "
+        "lora/qlora: the base is frozen anyway; `compress recover` zeroes them again in the "
+        "merged model.",
+    )
 
 
 class TrainingSection(_Section):

@@ -54,7 +54,13 @@ from llm.train.checkpoints import (
     set_aside,
 )
 from llm.train.datasets import TrainingData, build_training_data, dataset_provenance
-from llm.train.distributed import check_world_size, init_distributed_state, is_cpu_run
+from llm.train.distributed import (
+    check_world_size,
+    init_distributed_state,
+    is_cpu_run,
+    read_json_config,
+    zero_stage,
+)
 from llm.train.loss import accepts_logits_to_keep
 from llm.train.model_setup import LoadedModel, base_config, load_model, training_precision
 from llm.train.recipe import Recipe
@@ -351,7 +357,12 @@ def run_training(recipe: Recipe, *, resume: bool = False) -> TrainingResult:
         has_eval=recipe.data.eval_split is not None,
     )
     set_seed(recipe.training.seed)  # adapter initialisation and dropout
-    loaded = load_model(recipe, precision=precision, deepspeed=deepspeed is not None)
+    loaded = load_model(
+        recipe,
+        precision=precision,
+        deepspeed=deepspeed is not None,
+        deepspeed_stage=zero_stage(read_json_config(Path(deepspeed))) if deepspeed else None,
+    )
     data = _training_data(recipe, loaded)
     sparse_logits = recipe.training.sparse_logits
     if sparse_logits and not accepts_logits_to_keep(loaded.model):
