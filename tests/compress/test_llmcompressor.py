@@ -2,8 +2,8 @@
 
 The real ones run llm-compressor's oneshot in ``build/llmcompressor-venv`` (built by the
 first of them, as the OpenVINO tests build theirs; skipped, naming the component, where it
-cannot be built) on a tiny Llama shaped for vLLM's CPU attention, and vLLM loads what they
-wrote.
+cannot be built) on a tiny Llama shaped for vLLM's CPU attention, and the gateway's vllm
+backend serves what they wrote to the ``openai`` client.
 """
 
 from __future__ import annotations
@@ -236,16 +236,48 @@ def test_oneshot_writes_compressed_tensors_with_a_manifest(
 @pytest.mark.slow
 @pytest.mark.vllm
 @pytest.mark.parametrize("method", ["llmcompressor-w8a8", "llmcompressor-w4a16"])
-def test_vllm_loads_and_generates_from_the_folder(
+def test_the_gateway_serves_the_folder_through_vllm_to_the_openai_client(
     tmp_path_factory: pytest.TempPathFactory, vllm_shaped_model: Path, method: str
 ) -> None:
+    # issue: "compressed-tensors output through vllm": the gateway's vllm backend on vLLM's
+    # CPU build loads the folder with its int8 (W8A8) or int4 (W4A16) kernels and serves it
     pytest.importorskip("vllm", reason=reason("vllm", "vLLM is not installed"))
-    from eval.runners.base import GenerationParams
-    from eval.runners.vllm import VLLMRunner
+    openai = pytest.importorskip("openai", reason=reason("openai", "no openai client"))
+    from serving.app import create_app
+    from serving.auth import KeyRing
+    from serving.backends.base import BackendSettings
+    from serving.backends.vllm_backend import VLLMBackend
+    from serving.config import ServeConfig
+    from serving.server import BackgroundServer
 
     out, _ = _quantized(tmp_path_factory, vllm_shaped_model, method)
-    runner = VLLMRunner(out, max_length=128)
-    assert runner.llm.llm_engine.model_config.quantization == "compressed-tensors"
-    prompt = [{"role": "user", "content": "hello"}]
-    texts = runner.generate([prompt], GenerationParams(max_tokens=4))
-    assert len(texts) == 1
+    work = tmp_path_factory.mktemp(f"{method}-serve")
+    options = {"work_dir": str(work), "max_model_len": 256}  # dtype auto: bf16 where the CPU has it
+    backend = VLLMBackend(BackendSettings(method, str(out), {}, options))
+    config = ServeConfig(
+        backend="vllm",
+        model_name=method,
+        model_path=str(out),
+        backend_options=options,
+        audit_log=work / "audit.jsonl",
+        audit_key_file=work / "audit-hmac.key",
+        port=0,
+    )
+    server = BackgroundServer(create_app(backend, config, KeyRing([])), start_timeout_s=600)
+    server.start()
+    try:
+        assert backend.engine.model_config.quantization == "compressed-tensors"
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+        assert [m.id for m in client.models.list().data] == [method]
+        messages: Any = [{"role": "user", "content": "hello"}]
+        whole = client.chat.completions.create(
+            model=method, messages=messages, max_tokens=8, temperature=0
+        )
+        assert whole.usage is not None and whole.usage.completion_tokens >= 1
+        stream = client.chat.completions.create(
+            model=method, messages=messages, max_tokens=8, temperature=0, stream=True
+        )
+        streamed = "".join(c.delta.content or "" for event in stream for c in event.choices)
+        assert streamed == whole.choices[0].message.content  # same greedy answer, in pieces
+    finally:
+        server.stop()
