@@ -69,8 +69,9 @@ def write_recovered(
             the manifest under ``compression.recovery``.
 
     Returns:
-        The folder and its manifest; ``compression.recovery.mask`` says how many zeros
-        were set back and the share of the fine-tune's change they kept.
+        The folder and its manifest (named ``<pruned name>-recovered-<method>``, e.g.
+        ``prune-unstructured-0.5-recovered-lora``); ``compression.recovery.mask`` says how
+        many zeros were set back and the share of the fine-tune's change they kept.
 
     Raises:
         BadInputError: ``pruned`` is not a pruned folder; ``tuned`` cannot be loaded or is
@@ -102,7 +103,7 @@ def write_recovered(
         return {
             "compression": {
                 **pruning,
-                "name": f"{pruning['name']}{RECOVERED_SUFFIX}",
+                "name": f"{pruning['name']}{RECOVERED_SUFFIX}-{recovery.get('method', 'run')}",
                 "recovery": {**recovery, "mask": asdict(mask)},
             },
             "size": folder_size(stage),

@@ -88,7 +88,7 @@ def test_recovery_keeps_every_pruned_zero_and_changes_the_rest(
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kind"] == "model-compress"
     compression = manifest["compression"]
-    assert compression["name"] == "prune-unstructured-0.5-recovered"
+    assert compression["name"] == f"prune-unstructured-0.5-recovered-{method}"
     recovery = compression["recovery"]
     assert recovery["method"] == method and recovery["steps"] == 3 and recovery["keep_zeros"]
     assert recovery["run"] == str((tmp_path / "recovered.run").resolve())
