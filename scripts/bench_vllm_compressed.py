@@ -45,12 +45,15 @@ def _worker(folder: str, dtype: str, max_model_len: int, conn: Connection) -> No
     runner = VLLMRunner(folder, max_length=max_model_len, dtype=dtype)
     config = runner.llm.llm_engine.model_config
     tokenizer = runner.tokenizer
-    ids = tokenizer.apply_chat_template(
-        [{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=True
+    ids = list(
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": PROMPT}],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+        )["input_ids"]
     )
-    if isinstance(ids, dict):
-        ids = ids["input_ids"]
-    prompt = TokensPrompt(prompt_token_ids=list(ids))
+    prompt = TokensPrompt(prompt_token_ids=ids)
     conn.send(
         {
             "load_s": time.perf_counter() - started,
@@ -74,6 +77,15 @@ def _worker(folder: str, dtype: str, max_model_len: int, conn: Connection) -> No
         conn.send((seconds, tokens))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     conn.send(peak_kb * 1024)
+
+
+def _ask(name: str, conn: Connection, message: Any) -> Any:
+    """Send ``message`` to the worker of ``name`` and return its answer."""
+    conn.send(message)
+    try:
+        return conn.recv()
+    except EOFError:
+        raise SystemExit(f"{name}: the engine's process died (its traceback is above)") from None
 
 
 def _weights_bytes(folder: Path) -> int:
@@ -106,27 +118,28 @@ def main() -> int:
             target=_worker, args=(str(folder), args.dtype, args.max_model_len, theirs)
         )
         process.start()
-        info[name] = ours.recv()
+        theirs.close()  # a worker that dies then ends our recv() with EOFError, not a hang
+        try:
+            info[name] = ours.recv()
+        except EOFError:
+            raise SystemExit(f"{name}: the engine's process died while loading {folder}") from None
         workers[name] = (process, ours)
         print(f"{name}: loaded in {info[name]['load_s']:.1f} s ({info[name]['quantization']})")
     seconds: dict[tuple[str, int], list[float]] = {}
     for batch in batches:
         for name, (_, conn) in workers.items():  # warm-up, and the token count check
-            conn.send((batch, args.new_tokens))
-            _, tokens = conn.recv()
+            _, tokens = _ask(name, conn, (batch, args.new_tokens))
             if tokens != batch * args.new_tokens:
                 raise SystemExit(
                     f"{name}: generated {tokens} tokens, not {batch * args.new_tokens}"
                 )
         for _ in range(args.rounds):
             for name, (_, conn) in workers.items():
-                conn.send((batch, args.new_tokens))
-                took, _ = conn.recv()
+                took, _ = _ask(name, conn, (batch, args.new_tokens))
                 seconds.setdefault((name, batch), []).append(took)
     peak: dict[str, int] = {}
     for name, (process, conn) in workers.items():
-        conn.send(None)
-        peak[name] = conn.recv()
+        peak[name] = _ask(name, conn, None)
         process.join(timeout=120)
     rows = []
     sizes = {name: _weights_bytes(folder) for name, folder in models}
