@@ -317,7 +317,9 @@ def test_dead_vllm_engine_is_restarted_while_the_gateway_answers_503(
     assert down.status_code == 503 and down.json()["error"]["code"] == "backend_not_ready"
     assert httpx.get(url + "/ready").status_code == 503
     wait_until(backend.restarting, 5, "restart began")
-    assert engines[0].shut_down == 1  # the dead engine was shut down before the new one
+    # the shutdown runs in a thread of its own: wait for it (a loaded CI machine is slow)
+    wait_until(lambda: engines[0].shut_down == 1, 10, "the dead engine shut down")
+    assert len(engines) == 1  # ... before the new one was built (held until release)
     assert httpx.get(url + "/ready").status_code == 503  # still starting; one restart at a time
     release.set()
     wait_until(lambda: httpx.get(url + "/ready").status_code == 200, 10, "restarted")
