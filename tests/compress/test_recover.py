@@ -23,6 +23,8 @@ from tests.train.fixtures import (
     PYTHON,
     REPO,
     TrainingAssets,
+    check_launch,
+    launch,
     training_assets,  # noqa: F401  (fixture)
     training_env,
 )
@@ -94,14 +96,8 @@ def test_recovery_keeps_every_pruned_zero_and_changes_the_rest(
     assert recovery["run"] == str((tmp_path / "recovered.run").resolve())
     assert not (tmp_path / ".recovered.export").exists()  # the merge's scratch is gone
 
-    before, after = _weights(pruned), _weights(out)
-    assert before.keys() == after.keys() and before
-    changed = 0
-    for name, weight in before.items():
-        zeros = weight == 0
-        assert bool((after[name][zeros] == 0).all()), name  # every pruned weight still zero
-        changed += int((after[name][~zeros] != weight[~zeros]).sum())
-    assert changed > 0  # the fine-tune changed the weights that were kept
+    # every pruned weight still zero, and the fine-tune changed the weights that were kept
+    assert _check_zeros(pruned, out) > 0
     mask = recovery["mask"]
     if method == "full":  # masked gradients: nothing to set back, the whole change kept
         assert mask["moved"] == 0 and mask["delta_kept"] == 1.0
@@ -109,6 +105,49 @@ def test_recovery_keeps_every_pruned_zero_and_changes_the_rest(
         assert mask["moved"] > 0 and 0 < mask["delta_kept"] < 1
     # the folder is a model folder: tokenizer and chat template came along
     assert (out / "tokenizer.json").is_file() and (out / "chat_template.jinja").is_file()
+
+
+def _check_zeros(pruned: Path, out: Path) -> int:
+    """Assert every pruned weight of ``out`` is still zero; how many kept weights changed."""
+    before, after = _weights(pruned), _weights(out)
+    assert before.keys() == after.keys() and before
+    changed = 0
+    for name, weight in before.items():
+        zeros = weight == 0
+        assert bool((after[name][zeros] == 0).all()), name
+        changed += int((after[name][~zeros] != weight[~zeros]).sum())
+    return changed
+
+
+@pytest.mark.slow
+def test_a_zero2_run_launched_by_hand_keeps_the_zeros_and_is_recovered_with_run(
+    pruned: Path,
+    training_assets: TrainingAssets,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # several processes: the user launches the recipe with accelerate, then hands the run over
+    run, log = tmp_path / "run", tmp_path / "train.log"
+    overrides = [
+        f"model.base={pruned}",
+        f"data.dataset_dir={training_assets.datasets}",
+        f"training.output_dir={run}",
+        "method.keep_zeros=true",
+        "deepspeed=recipes/deepspeed/zero2.json",
+        "launch.accelerate_config=recipes/accelerate/cpu-zero2.yaml",
+        "training.max_steps=2",
+        "training.num_epochs=null",
+        "training.learning_rate=1e-3",  # large enough to move every weight it may move
+        *SMALL,
+    ]
+    proc = launch("recipes/accelerate/cpu-zero2.yaml", "recipes/tiny-full-zero3-cpu.yaml",
+                  overrides, log)  # fmt: skip
+    check_launch(proc, log)
+    assert "world size 2" in log.read_text() and "stay zero (gradients masked)" in log.read_text()
+    out = tmp_path / "recovered"
+    assert main(["compress", "recover", str(pruned), "--run", str(run), "--out", str(out)]) == 0
+    recovery = json.loads((out / "manifest.json").read_text())["compression"]["recovery"]
+    assert recovery["method"] == "full" and recovery["mask"]["moved"] == 0
+    assert _check_zeros(pruned, out) > 0
 
 
 def test_only_pruned_folders_are_recovered(training_assets: TrainingAssets) -> None:  # noqa: F811
