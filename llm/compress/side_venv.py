@@ -14,6 +14,7 @@ from the configured package index, while building.
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import hashlib
 import json
@@ -109,6 +110,37 @@ class SideVenv:
             stamp = {**wanted, "seconds": round(time.monotonic() - started, 1)}
             (venv / self.stamp).write_text(json.dumps(stamp, indent=2), encoding="utf-8")
         return venv_python(venv)
+
+
+def build_main(venv: SideVenv, description: str, label: str) -> int:
+    """The command line of ``scripts/<tool>_env.py``: build or reuse ``venv``'s folder.
+
+    Args:
+        venv: the tool's side venv.
+        description: the script's one-line description (``--help``).
+        label: the tool's name in the closing line, e.g. ``openvino``.
+
+    Returns:
+        0 once the venv is ready (``--print-python``: its interpreter is printed).
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--venv",
+        type=Path,
+        default=venv.default_venv(),
+        help=f"Venv folder (default: build/{venv.folder}).",
+    )
+    parser.add_argument(
+        "--print-python", action="store_true", help="Print only the venv's interpreter path."
+    )
+    args = parser.parse_args()
+    started = time.monotonic()
+    python = venv.ensure(args.venv)
+    if args.print_python:
+        print(python)
+    else:
+        print(f"{label} venv ready in {time.monotonic() - started:.1f} s: {args.venv}")
+    return 0
 
 
 def venv_python(venv: Path) -> Path:
