@@ -209,6 +209,7 @@ def recover(
     are zeroed again (the manifest says how much of its change that kept). The folder
     goes to `compress report` beside the others.
     """
+    from llm.compress.folder import check_out
     from llm.compress.recover import pruning_of, write_recovered
 
     if (recipe is None) == (run is None):
@@ -219,6 +220,7 @@ def recover(
             "--run takes a finished one as it is"
         )
     pruning = pruning_of(pruned)
+    check_out(out)  # before the fine-tune, not after it
     if recipe is not None:
         run = _recovery_run(pruned, recipe, datasets, steps, overrides, out)
     assert run is not None

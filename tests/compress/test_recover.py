@@ -173,6 +173,13 @@ def test_recipe_or_run_not_both_and_a_run_of_another_model_is_refused(
     assert main(["compress", "recover", str(pruned), "--run", str(run), "--out", out]) == 2
     assert "recover the folder the run started from" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("not a compress output")
+    argv = ["compress", "recover", str(pruned), "--recipe", "recipes/tiny-lora-cpu.yaml"]
+    assert main([*argv, "--out", str(taken)]) == 2  # refused before any training
+    assert "not an earlier `compress` output" in capsys.readouterr().err
+    assert not (tmp_path / "taken.run").exists()
 
 
 def test_full_fine_tune_keeping_zeros_under_zero3_is_refused(pruned: Path) -> None:
