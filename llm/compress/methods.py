@@ -44,6 +44,7 @@ class Method(str, Enum):
 
 
 QUANTIZATION_METHODS = (Method.int8_dynamic, Method.int4_weight_only)
+PRUNING_METHODS = (Method.prune_unstructured, Method.prune_2_4)
 
 
 class CompressionSpec(BaseModel):

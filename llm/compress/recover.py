@@ -24,12 +24,13 @@ from llm.compress.folder import (
     folder_size,
     write_compressed_folder,
 )
+from llm.compress.methods import PRUNING_METHODS
 from llm.errors import BadInputError
 from llm.manifest import earlier_manifest, library_versions, now_utc
 from llm.models.loading import check_model_folder, load_causal_lm
 from llm.models.sparsity import apply_zero_masks, zero_masks
 
-PRUNING_METHODS = ("prune-unstructured", "prune-2:4")
+PRUNED = tuple(method.value for method in PRUNING_METHODS)  # as manifests record them
 RECOVERED_SUFFIX = "-recovered"
 
 
@@ -43,12 +44,10 @@ def pruning_of(folder: str | Path) -> dict[str, Any]:
     path = check_model_folder(folder)
     manifest = earlier_manifest(path)
     compression = (manifest or {}).get("compression") or {}
-    if (manifest or {}).get("kind") != MANIFEST_KIND or (
-        compression.get("method") not in PRUNING_METHODS
-    ):
+    if (manifest or {}).get("kind") != MANIFEST_KIND or (compression.get("method") not in PRUNED):
         raise BadInputError(
             f"{path}: not a pruned model folder (`clinical-llm compress make --method "
-            f"{' | '.join(PRUNING_METHODS)}` writes one); recovery fine-tunes pruned models"
+            f"{' | '.join(PRUNED)}` writes one); recovery fine-tunes pruned models"
         )
     if "recovery" in compression:
         raise BadInputError(f"{path}: already recovered; recover the pruned folder it came from")
