@@ -54,7 +54,10 @@ def keep_zeros_in_training(model: Any) -> dict[str, torch.Tensor]:
     masks = zero_masks(model)
     modules = dict(model.named_modules())
     for name, mask in masks.items():
-        modules[name].weight.register_hook(lambda grad, mask=mask: grad * mask.to(grad.dtype))
+        weight = modules[name].weight
+        # cast once here, not in every backward pass (.to() is a no-op on the same dtype)
+        keep = mask.to(weight.dtype)
+        weight.register_hook(lambda grad, keep=keep: grad * keep.to(grad.dtype))
     return masks
 
 
