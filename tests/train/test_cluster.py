@@ -96,7 +96,10 @@ def test_the_sbatch_script_runs_the_dry_runs_commands(
     _stub(
         bin_dir,
         "scontrol",
-        'test "$*" = "show hostnames gpu-a[17-18]" && printf "gpu-a17\\ngpu-a18\\n"\n',
+        'test "$*" = "show hostnames gpu-a[17-18]" && printf "gpu-a17\\ngpu-a18\\n"\n'
+        # more than a pipe buffer after the head: `| head -n 1` under pipefail
+        # would kill scontrol with SIGPIPE (exit 141), as CI once saw by chance
+        "seq -f 'gpu-b%g' 20000\n",
     )
     # srun: one task per node, each with its SLURM_NODEID, as Slurm starts them
     srun = (
