@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from llm.compress.llmcompressor_env import VENV
-from llm.compress.side_venv import build_main
+from llm.side_venv import build_main
 
 if __name__ == "__main__":
     sys.exit(build_main(VENV, __doc__.splitlines()[0], "llm-compressor"))

@@ -30,7 +30,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from triton_env import DEFAULT_VENV, REPO_ROOT, ensure_triton_venv
+from triton_env import REPO_ROOT, VENV, ensure_triton_venv
 
 from llm.env import private_env
 
@@ -153,7 +153,7 @@ def main() -> int:
     parser.add_argument(
         "--metrics-port", type=int, default=None, help="Prometheus port (default: metrics off)."
     )
-    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="The Triton venv.")
+    parser.add_argument("--venv", type=Path, default=VENV.default_venv(), help="The Triton venv.")
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR, help="Server scratch folder.")
     parser.add_argument("--verbose", action="store_true", help="Verbose server log.")
     args = parser.parse_args()

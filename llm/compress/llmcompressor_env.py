@@ -12,14 +12,14 @@ transformers 5.17.0, compressed-tensors 0.19.0, accelerate 1.16.0, datasets 5.2.
 
 Unlike the OpenVINO venv it is not built on first use by ``compress make``: the method
 answers with the command that builds it (``python scripts/llmcompressor_env.py``). Stamped
-and locked as every side venv is (:class:`llm.compress.side_venv.SideVenv`).
+and locked as every side venv is (:class:`llm.side_venv.SideVenv`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from llm.compress.side_venv import SideVenv, venv_python
+from llm.side_venv import SideVenv, venv_python
 
 __all__ = [
     "BUILD_COMMAND",

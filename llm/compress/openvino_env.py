@@ -16,7 +16,7 @@ build, importing transformers' model code fails (``operator torchvision::nms doe
 exist``). It is uninstalled again after the install, as the main venv's Makefile does; text
 models are exported without it.
 
-Built on first use and reused, as every side venv is (:class:`llm.compress.side_venv.SideVenv`:
+Built on first use and reused, as every side venv is (:class:`llm.side_venv.SideVenv`:
 a stamp of the requirement set, a lock for concurrent builders).
 """
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llm.compress.side_venv import SideVenv, venv_python
+from llm.side_venv import SideVenv, venv_python
 
 __all__ = [
     "OPENVINO_VERSION",

@@ -1,9 +1,10 @@
 """A virtualenv of its own for a tool that cannot share the project's environment.
 
-The OpenVINO exporter (:mod:`llm.compress.openvino_env`) and llm-compressor
-(:mod:`llm.compress.llmcompressor_env`) pin other transformers, torch extras or
+The OpenVINO exporter (:mod:`llm.compress.openvino_env`), llm-compressor
+(:mod:`llm.compress.llmcompressor_env`) and the Triton server (``scripts/triton_env.py``:
+nvidia-pytriton needs numpy<2) pin other numpy, transformers, torch extras or
 compressed-tensors versions than the project's environment, so each runs in a venv of its
-own, as a separate process. :class:`SideVenv` is what both do with theirs: torch's CPU
+own, as a separate process. :class:`SideVenv` is what all three do with theirs: torch's CPU
 build installed first and alone (so pip does not pull a CUDA one), then the tool's
 requirements, then any package the tool pulls in that breaks beside that torch uninstalled
 again. A stamp file records the requirement set: a re-run with the same set only checks the
@@ -25,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
