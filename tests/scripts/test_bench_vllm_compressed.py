@@ -38,6 +38,8 @@ def test_every_engine_is_timed_and_the_ratios_are_to_the_base(
     base, variant = rows[0], rows[1]
     assert base["quantization"] is None and variant["quantization"] == "compressed-tensors"
     assert base["speedup"] == 1.0 and variant["tokens_per_s"] > 0
-    assert variant["speedup"] == pytest.approx(variant["tokens_per_s"] / base["tokens_per_s"], 0.02)
+    # both figures are rounded to 2 decimals: a slow variant's ratio (0.2) is off by up to 0.005
+    ratio = variant["tokens_per_s"] / base["tokens_per_s"]
+    assert variant["speedup"] == pytest.approx(ratio, abs=0.01)
     assert variant["size_ratio"] < 1 and variant["peak_rss_mb"] > 0
     assert "| base | 1 |" in proc.stdout
