@@ -18,9 +18,8 @@ be moved with ``$CLINICAL_LLM_TRITON_VENV``.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from llm.side_venv import REPO_ROOT, SideVenv, build_main
+from llm.side_venv import SideVenv, build_main
 
 VENV = SideVenv(
     folder="triton-venv",
@@ -34,13 +33,6 @@ VENV = SideVenv(
         "tokenizers>=0.20",
     ),
 )
-
-__all__ = ["REPO_ROOT", "VENV", "ensure_triton_venv"]
-
-
-def ensure_triton_venv(venv: Path | None = None) -> Path:
-    """Create or reuse the Triton venv (default ``build/triton-venv``); its interpreter."""
-    return VENV.ensure(venv)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from triton_env import REPO_ROOT, VENV, ensure_triton_venv
+from triton_env import VENV
 
 from llm.env import private_env
+from llm.side_venv import REPO_ROOT
 
 WORK_DIR = REPO_ROOT / "build" / "triton-server"
 STUB = "triton_python_backend_stub"
@@ -80,7 +81,6 @@ def prepare_backends(info: dict[str, str], work_dir: Path) -> Path:
 
 def export_model_folder(model: Path, name: str, work_dir: Path) -> Path:
     """Export a plain model folder into a repository under ``work_dir`` (replaced)."""
-    sys.path.insert(0, str(REPO_ROOT))
     from llm.export.folder import check_out_folder
     from llm.export.triton import export_triton
 
@@ -158,7 +158,7 @@ def main() -> int:
     parser.add_argument("--verbose", action="store_true", help="Verbose server log.")
     args = parser.parse_args()
 
-    python = ensure_triton_venv(args.venv)
+    python = VENV.ensure(args.venv)
     info = probe_venv(python)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     backends = prepare_backends(info, args.work_dir)
